@@ -1,0 +1,45 @@
+"""Data helpers shared by the domains: fixed splits and the on-disk cache of embedded datasets."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = ["cached_tensors", "fixed_split"]
+
+
+def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic train/val/test index split of ``n`` items (the split seed is not the run seed)."""
+    perm = np.random.RandomState(seed).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    return {"train": perm[:n_train], "val": perm[n_train:n_train + n_val], "test": perm[n_train + n_val:]}
+
+
+def cached_tensors(path: str | Path, build: Callable[[], dict], *, version: int = 1) -> dict:
+    """Load ``path`` if it exists (and has ``version``), else ``build()`` it and save atomically.
+
+    Safe when several processes (DDP ranks, parallel tests) build the same file: each writes a
+    temporary file and renames it, so readers never see half a file.
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        try:
+            data = torch.load(path, weights_only=True)
+            if isinstance(data, dict) and data.get("__version__") == version:
+                return data
+        except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
+            pass
+    data = dict(build())
+    data["__version__"] = version
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+    return data

@@ -1,0 +1,186 @@
+"""Build a run from a resolved config, train/evaluate it, write ``metrics.json``.
+
+Used by the Hydra apps in :mod:`core.cli`; importable without Hydra's app machinery, so tests and
+notebooks can call :func:`train` with a composed config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from core.errors import ConfigError, checkpoint_config, load_checkpoint
+from core.task import BaseTask
+
+__all__ = ["build", "evaluate", "load_for_predict", "train", "write_metrics"]
+
+
+def _choices(cfg: DictConfig) -> dict[str, str]:
+    meta = cfg.get("meta") or {}
+    return {k: str(meta.get(k, "")) for k in ("experiment", "attention", "pe")}
+
+
+def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with errors turned into one sentence naming the key."""
+    try:
+        return instantiate(node, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - re-raised as a ConfigError with the root cause
+        root = exc
+        while root.__cause__ is not None:
+            root = root.__cause__
+        msg = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
+        if isinstance(root, (ValueError, TypeError, KeyError, FileNotFoundError, ImportError)):
+            raise ConfigError(f"{key}: {msg}") from exc
+        raise
+
+
+def build(cfg: DictConfig, *, setup_stage: str = "fit",
+          dm_state: dict | None = None) -> tuple[L.LightningDataModule, BaseTask]:
+    """Datamodule and task module from the config (data first: it may fix model sizes).
+
+    ``dm_state`` (a checkpoint's ``datamodule_state_dict``: tokenizers, vocabularies) is loaded
+    before ``setup``; ``setup("predict")`` must not build datasets.
+    """
+    for key in ("data", "model", "module"):
+        if cfg.get(key) is None:
+            raise ConfigError(f"the config has no '{key}' section; pick a recipe with experiment=<domain>/<name>.")
+    dm = _instantiate(cfg.data, "data")
+    if dm_state is not None:
+        dm.load_state_dict(dm_state)
+    if setup_stage != "predict":
+        dm.prepare_data()
+    dm.setup(setup_stage)
+    extra = dm.model_kwargs() if hasattr(dm, "model_kwargs") else {}
+    model = _instantiate(cfg.model, "model", **extra)
+    module = _instantiate(cfg.module, "module", model=model)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    return dm, module
+
+
+def _trainer(cfg: DictConfig, out_dir: Path) -> L.Trainer:
+    callbacks = [_instantiate(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()
+                 if c is not None and "_target_" in c]
+    loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()
+               if c is not None and "_target_" in c]
+    tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if "progress" not in " ".join(type(c).__name__.lower() for c in callbacks):
+        tcfg.setdefault("enable_progress_bar", False)
+    tcfg.setdefault("default_root_dir", str(out_dir))
+    return _instantiate(tcfg, "trainer", callbacks=callbacks, logger=loggers or False)
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if torch.is_tensor(v) or isinstance(v, (int, float))}
+
+
+def _device(trainer: L.Trainer) -> str:
+    dev = trainer.strategy.root_device
+    if dev.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(dev)}"
+    return dev.type
+
+
+def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> Path:
+    """Write ``metrics.json`` atomically (a crash never leaves half a file)."""
+    path = Path(out_dir) / "metrics.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _resume_path(cfg: DictConfig, out_dir: Path) -> str | None:
+    ckpt = cfg.get("ckpt_path")
+    if cfg.get("resume") or ckpt == "last":
+        last = out_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(f"resume=true but {last} does not exist; pass the run's own directory "
+                              "with hydra.run.dir=<run dir>.")
+        return str(last)
+    if ckpt:
+        load_checkpoint(ckpt)  # fails with one sentence on a missing or corrupt file
+        return str(ckpt)
+    return None
+
+
+def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    """Fit, test the best checkpoint, write ``metrics.json`` (rank 0); returns the metrics."""
+    out_dir = Path(out_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm, module = build(cfg)
+    if cfg.get("compile"):
+        module.model = torch.compile(module.model)
+    trainer = _trainer(cfg, out_dir)
+    ckpt = _resume_path(cfg, out_dir)
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
+    wall = time.perf_counter() - t0
+    fit_metrics = _floats(trainer.callback_metrics)
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=False)
+    metrics = {**fit_metrics, **_floats(trainer.callback_metrics)}
+    step_seconds = max(module.train_time, 1e-9)
+    record = {
+        "task": cfg.task,
+        **_choices(cfg),
+        "seed": int(cfg.seed),
+        "params": int(sum(p.numel() for p in module.model.parameters())),
+        "train_seconds": round(wall, 3),  # wall time of fit (training + validation)
+        "step_seconds": round(step_seconds, 3),  # time inside training steps
+        "train_samples_per_second": round(module.samples_seen * trainer.world_size / step_seconds, 3),
+        "epochs": int(trainer.current_epoch),
+        "precision": str(trainer.precision),
+        "world_size": int(trainer.world_size),
+        "device": _device(trainer),
+        "best_checkpoint": best,
+        **{k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))},
+    }
+    if trainer.is_global_zero:
+        write_metrics(out_dir, record)
+    return record
+
+
+def evaluate(ckpt_path: str, out_dir: str | Path, overrides: dict[str, Any] | None = None,
+             trainer_cfg: DictConfig | None = None) -> dict[str, Any]:
+    """Re-test a checkpoint on its task's test split; only the checkpoint file is needed."""
+    out_dir = Path(out_dir)
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = OmegaConf.create(checkpoint_config(ckpt, ckpt_path))
+    for key, value in (overrides or {}).items():
+        OmegaConf.update(cfg, key, value, merge=True)
+    dm, module = build(cfg, setup_stage="test", dm_state=ckpt.get("datamodule_state_dict"))
+    module.load_state_dict(ckpt["state_dict"])
+    tcfg = trainer_cfg if trainer_cfg is not None else cfg.trainer
+    trainer = L.Trainer(**{**{k: v for k, v in OmegaConf.to_container(tcfg, resolve=True).items()
+                              if k in ("accelerator", "devices", "precision")},
+                           "logger": False, "enable_progress_bar": False, "default_root_dir": str(out_dir)})
+    trainer.test(module, datamodule=dm, verbose=False)
+    record = {
+        "task": cfg.task, **_choices(cfg), "seed": int(cfg.seed),
+        "params": int(sum(p.numel() for p in module.model.parameters())),
+        "checkpoint": str(Path(ckpt_path).resolve()), "device": _device(trainer),
+        **{k: v for k, v in _floats(trainer.callback_metrics).items() if k.startswith("test/")},
+    }
+    if trainer.is_global_zero:
+        write_metrics(out_dir, record)
+    return record
+
+
+def load_for_predict(ckpt_path: str) -> tuple[DictConfig, L.LightningDataModule, BaseTask]:
+    """Config, datamodule (``setup("predict")``) and task module in eval mode from a checkpoint."""
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = OmegaConf.create(checkpoint_config(ckpt, ckpt_path))
+    dm, module = build(cfg, setup_stage="predict", dm_state=ckpt.get("datamodule_state_dict"))
+    try:
+        module.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise ConfigError(f"checkpoint {ckpt_path} does not match the model its config describes.") from exc
+    return cfg, dm, module.eval()
