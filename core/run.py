@@ -43,25 +43,27 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
 
 
 def build(cfg: DictConfig, *, setup_stage: str = "fit",
-          dm_state: dict | None = None) -> tuple[L.LightningDataModule, BaseTask]:
+          ckpt: dict | None = None) -> tuple[L.LightningDataModule, BaseTask]:
     """Datamodule and task module from the config (data first: it may fix model sizes).
 
-    ``dm_state`` (a checkpoint's ``datamodule_state_dict``: tokenizers, vocabularies) is loaded
-    before ``setup``; ``setup("predict")`` must not build datasets.
+    With ``ckpt``, the datamodule's state saved in it (Lightning stores ``datamodule.state_dict()``
+    under the class name: tokenizers, vocabularies) is loaded before ``setup``;
+    ``setup("predict")`` must not build datasets.
     """
     for key in ("data", "model", "module"):
         if cfg.get(key) is None:
             raise ConfigError(f"the config has no '{key}' section; pick a recipe with experiment=<domain>/<name>.")
     dm = _instantiate(cfg.data, "data")
-    if dm_state is not None:
-        dm.load_state_dict(dm_state)
+    if ckpt is not None and type(dm).__qualname__ in ckpt:
+        dm.load_state_dict(ckpt[type(dm).__qualname__])
     if setup_stage != "predict":
         dm.prepare_data()
     dm.setup(setup_stage)
     extra = dm.model_kwargs() if hasattr(dm, "model_kwargs") else {}
     model = _instantiate(cfg.model, "model", **extra)
     module = _instantiate(cfg.module, "module", model=model)
-    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    keys = [k for k in cfg if k != "hydra"]  # tests compose with the hydra node attached
+    module.run_config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
     return dm, module
 
 
@@ -156,7 +158,7 @@ def evaluate(ckpt_path: str, out_dir: str | Path, overrides: dict[str, Any] | No
     cfg = OmegaConf.create(checkpoint_config(ckpt, ckpt_path))
     for key, value in (overrides or {}).items():
         OmegaConf.update(cfg, key, value, merge=True)
-    dm, module = build(cfg, setup_stage="test", dm_state=ckpt.get("datamodule_state_dict"))
+    dm, module = build(cfg, setup_stage="test", ckpt=ckpt)
     module.load_state_dict(ckpt["state_dict"])
     tcfg = trainer_cfg if trainer_cfg is not None else cfg.trainer
     trainer = L.Trainer(**{**{k: v for k, v in OmegaConf.to_container(tcfg, resolve=True).items()
@@ -178,7 +180,7 @@ def load_for_predict(ckpt_path: str) -> tuple[DictConfig, L.LightningDataModule,
     """Config, datamodule (``setup("predict")``) and task module in eval mode from a checkpoint."""
     ckpt = load_checkpoint(ckpt_path)
     cfg = OmegaConf.create(checkpoint_config(ckpt, ckpt_path))
-    dm, module = build(cfg, setup_stage="predict", dm_state=ckpt.get("datamodule_state_dict"))
+    dm, module = build(cfg, setup_stage="predict", ckpt=ckpt)
     try:
         module.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
