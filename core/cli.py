@@ -39,7 +39,9 @@ def _out_dir() -> str:
 
 def _check_launch(cfg: DictConfig) -> None:
     strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))
-    if HydraConfig.get().mode == RunMode.MULTIRUN and strategy.startswith("ddp") and "spawn" not in strategy:
+    hc = HydraConfig.get()
+    on_slurm = "submitit" in str(OmegaConf.select(hc, "launcher._target_", default=""))
+    if hc.mode == RunMode.MULTIRUN and not on_slurm and strategy.startswith("ddp") and "spawn" not in strategy:
         raise ConfigError(
             "trainer.strategy=ddp cannot run inside a Hydra multirun (-m): Lightning re-launches the other ranks "
             "with the original sweep arguments; use trainer=ddp_spawn for sweeps, or run each job without -m.")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from core.errors import ConfigError, checkpoint_config, load_checkpoint
 from core.task import BaseTask
+from core.validate import validate
 
 __all__ = ["build", "evaluate", "load_for_predict", "train", "write_metrics"]
 
@@ -116,6 +117,7 @@ def _resume_path(cfg: DictConfig, out_dir: Path) -> str | None:
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Fit, test the best checkpoint, write ``metrics.json`` (rank 0); returns the metrics."""
     out_dir = Path(out_dir)
+    validate(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, module = build(cfg)
     if cfg.get("compile"):
