@@ -4,7 +4,8 @@ No system package is needed: the wheel ships ``libespeak-ng.so`` and ``espeak-ng
 The engine keeps state between calls (the waveform of one utterance depends on the ones
 synthesised before it in the same process), so reproducible builds synthesise a fixed list of
 requests in a fixed order inside a fresh process: :func:`synthesize_batch` is that unit of
-work, run by :mod:`speech.synth` in a spawned worker that exits after one batch.
+work, run by :mod:`speech.synth` as ``python -m speech.espeak OUT.npz < requests.json``, a fresh
+process per batch (a subprocess, not ``multiprocessing``: no re-import of the caller's script).
 
 This module imports only ``ctypes`` and ``numpy`` so spawned workers start quickly.
 """
@@ -12,12 +13,14 @@ This module imports only ``ctypes`` and ``numpy`` so spawned workers start quick
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+import json
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Espeak", "Utterance", "available_variants", "synthesize_batch"]
+__all__ = ["Espeak", "Utterance", "available_variants", "run_batch_in_subprocess", "synthesize_batch"]
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
@@ -29,7 +32,8 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 @dataclass(frozen=True)
 class Utterance:
     """One synthesis request. ``voice`` is ``<language>+<variant>`` (e.g. ``en-us+f2``);
-    ``rate`` in words per minute, ``pitch``/``pitch_range`` in 0..100, ``word_gap`` in 10 ms units."""
+    ``rate`` in words per minute, ``pitch``/``pitch_range`` in 0..100, ``word_gap`` in 10 ms units;
+    ``seed`` seeds the engine's noise generator (breathy variants draw from it)."""
 
     text: str
     voice: str
@@ -37,6 +41,7 @@ class Utterance:
     pitch: int = 50
     pitch_range: int = 50
     word_gap: int = 0
+    seed: int = 0
 
 
 def _data_path() -> Path:
@@ -88,6 +93,7 @@ class Espeak:
         for key, value in ((_RATE, u.rate), (_PITCH, u.pitch), (_RANGE, u.pitch_range), (_WORDGAP, u.word_gap),
                            (_VOLUME, 100)):
             self._lib.espeak_SetParameter(key, int(value), 0)
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(u.seed))
         self._chunks = []
         text = u.text.encode()
         err = self._lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
@@ -104,3 +110,29 @@ def synthesize_batch(requests: list[Utterance]) -> tuple[int, list[np.ndarray]]:
     """
     engine = Espeak()
     return engine.sample_rate, [engine.synthesize(u) for u in requests]
+
+
+def run_batch_in_subprocess(requests: list[Utterance], out_path: str) -> tuple[int, list[np.ndarray]]:
+    """:func:`synthesize_batch` in a fresh Python process (reproducible); returns its result."""
+    import subprocess
+
+    payload = json.dumps([asdict(u) for u in requests])
+    proc = subprocess.run([sys.executable, "-m", "speech.espeak", out_path], input=payload, text=True,
+                          capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"eSpeak NG worker failed: {proc.stderr.strip().splitlines()[-1:]}")
+    with np.load(out_path) as z:
+        sr = int(z["sample_rate"])
+        lengths, audio = z["lengths"], z["audio"]
+    return sr, np.split(audio, np.cumsum(lengths)[:-1])
+
+
+def _main() -> None:
+    requests = [Utterance(**d) for d in json.load(sys.stdin)]
+    sr, waves = synthesize_batch(requests)
+    audio = np.concatenate(waves) if waves else np.zeros(0, np.int16)
+    np.savez(sys.argv[1], sample_rate=sr, lengths=np.array([len(w) for w in waves]), audio=audio)
+
+
+if __name__ == "__main__":
+    _main()

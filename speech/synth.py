@@ -18,7 +18,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
-import multiprocessing as mp
+import tempfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -26,7 +26,7 @@ import torch
 import torchaudio.functional as AF
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from speech.espeak import Utterance, synthesize_batch
+from speech.espeak import Utterance, run_batch_in_subprocess
 
 __all__ = ["DIGIT_WORDS", "SPLITS", "DigitsSpec", "build_spoken_digits", "make_requests"]
 
@@ -103,7 +103,8 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, n))
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variants[i % len(variants)]}"
             u = Utterance(text=text, voice=voice, rate=_uniform_int(rng, spec.rate), pitch=_uniform_int(rng, spec.pitch),
-                          pitch_range=_uniform_int(rng, spec.pitch_range), word_gap=_uniform_int(rng, spec.word_gap))
+                          pitch_range=_uniform_int(rng, spec.pitch_range), word_gap=_uniform_int(rng, spec.word_gap),
+                          seed=int(rng.integers(2**31)))
             out.append((split, text, u))
     return out
 
@@ -127,13 +128,13 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
     (0 train, 1 val, 2 test), ``text``/``voice`` lists and the ``sample_rate``."""
     reqs = make_requests(spec)
     batches = [reqs[i: i + spec.batch] for i in range(0, len(reqs), spec.batch)]
-    ctx = mp.get_context("spawn")
     waves: list[list[np.ndarray] | None] = [None] * len(batches)
     cols = (TextColumn("[bold]synthesising spoken digits"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*cols, disable=not progress, transient=False) as bar, \
-            cf.ProcessPoolExecutor(max_workers=max(1, num_workers), mp_context=ctx, max_tasks_per_child=1) as pool:
+    with Progress(*cols, disable=not progress, transient=False) as bar, tempfile.TemporaryDirectory() as tmp, \
+            cf.ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:  # threads wait on subprocesses
         task = bar.add_task("synth", total=len(reqs))
-        futures = {pool.submit(synthesize_batch, [u for _, _, u in b]): k for k, b in enumerate(batches)}
+        futures = {pool.submit(run_batch_in_subprocess, [u for _, _, u in b], f"{tmp}/{k}.npz"): k
+                   for k, b in enumerate(batches)}
         for fut in cf.as_completed(futures):
             k = futures[fut]
             sr_in, out = fut.result()

@@ -1,0 +1,146 @@
+"""Attention benchmark: our modules against raw SDPA, and linear vs full attention memory.
+
+Part 1 times forward+backward of ``core.attention.MultiHeadAttention`` against the same
+projections wired by hand around ``F.scaled_dot_product_attention`` (identical weights and
+inputs), in the same run, and prints the ratio (target <= 1.05).
+Part 2 measures time and peak memory of ``LinearAttention`` and full attention (SDPA) at long
+sequence lengths, each in a fresh subprocess (peak RSS above the inputs on CPU,
+``max_memory_allocated`` on CUDA). On CPU and GPU, SDPA picks a fused flash kernel for full
+attention, whose memory is also linear in N; the quadratic cost shows up in time.
+
+    python bench/attention.py [--device cuda] [--sizes 256 1024 4096] [--long 4096 16384]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+from torch.utils import benchmark
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from core.attention import LinearAttention, MultiHeadAttention  # noqa: E402
+
+B, H, D = 8, 4, 32
+
+
+class RawSDPA(torch.nn.Module):
+    """Baseline: the same parameters, SDPA called directly, nothing else."""
+
+    def __init__(self, ours: MultiHeadAttention) -> None:
+        super().__init__()
+        self.qkv, self.proj, self.h = ours.qkv, ours.proj, ours.num_heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.h, c // self.h).permute(2, 0, 3, 1, 4)
+        o = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(o.transpose(1, 2).reshape(b, n, c))
+
+
+def _time(fn, min_run: float) -> float:
+    return benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run).median
+
+
+def compare_sdpa(device: str, sizes: list[int], min_run: float) -> Table:
+    table = Table(title=f"MultiHeadAttention vs raw SDPA, forward+backward (B={B}, H={H}, head dim {D}, {device})")
+    for col in ("N", "dtype", "ours ms", "raw SDPA ms", "ratio"):
+        table.add_column(col, justify="right")
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(H * D, H).to(device)
+    raw = RawSDPA(ours)
+    for n in sizes:
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.randn(B, n, H * D, device=device, requires_grad=True)
+
+            def step(m):
+                def run():
+                    with torch.autocast(device_type=device, dtype=dtype, enabled=dtype != torch.float32):
+                        y = m(x)
+                    y.float().sum().backward()
+                    if device == "cuda":
+                        torch.cuda.synchronize()
+                return run
+
+            with torch.autocast(device_type=device, dtype=dtype, enabled=dtype != torch.float32):
+                torch.testing.assert_close(ours(x), raw(x))
+            t_raw, t_ours = _time(step(raw), min_run), _time(step(ours), min_run)
+            t_raw2 = _time(step(raw), min_run)  # raw timed on both sides of ours: drift shows up
+            t_raw = min(t_raw, t_raw2)
+            table.add_row(str(n), str(dtype).replace("torch.", ""), f"{t_ours * 1e3:.2f}", f"{t_raw * 1e3:.2f}",
+                          f"{t_ours / t_raw:.3f}")
+    return table
+
+
+def _rss_bytes() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize()
+
+
+def _measure_one(kind: str, n: int, device: str, batch: int) -> dict:
+    """Run in a subprocess: time and peak memory (above the inputs) of one forward+backward."""
+    import time
+
+    torch.manual_seed(0)
+    m = (LinearAttention if kind == "linear" else MultiHeadAttention)(H * D, H).to(device)
+    x = torch.randn(batch, n, H * D, device=device, requires_grad=True)
+    m(x[:, :64]).sum().backward()  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+    t0 = time.perf_counter()
+    m(x).sum().backward()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    return {"seconds": time.perf_counter() - t0, "peak_mb": peak / 2**20}
+
+
+def compare_long(device: str, lengths: list[int], batch: int) -> Table:
+    table = Table(title=f"Linear vs full (SDPA) attention, forward+backward, B={batch}, H={H}, head dim {D}, {device}")
+    for col in ("N", "variant", "seconds", "extra peak MB", "MB per 1k tokens"):
+        table.add_column(col, justify="right")
+    for n in lengths:
+        for kind in ("linear", "full"):
+            proc = subprocess.run([sys.executable, __file__, "--one", kind, str(n), "--device", device,
+                                   "--batch", str(batch)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                table.add_row(str(n), kind, "failed", proc.stderr.strip().splitlines()[-1][:40], "")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            table.add_row(str(n), kind, f"{r['seconds']:.3f}", f"{r['peak_mb']:.1f}", f"{r['peak_mb'] / n * 1000:.2f}")
+    return table
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
+    ap.add_argument("--long", type=int, nargs="+", default=[4096, 16384])
+    ap.add_argument("--batch", type=int, default=8, help="batch size of the long-sequence comparison")
+    ap.add_argument("--min-run", type=float, default=1.0, help="seconds of timing per cell")
+    ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(_measure_one(args.one[0], int(args.one[1]), args.device, args.batch)))
+        return
+    console = Console()
+    console.print(compare_sdpa(args.device, args.sizes, args.min_run))
+    console.print(compare_long(args.device, args.long, args.batch))
+
+
+if __name__ == "__main__":
+    main()
