@@ -78,20 +78,11 @@ class SentencePieceTokenizer:
         if not lines:
             raise ValueError("cannot train a SentencePiece model on an empty training split.")
         common = dict(model_type=model_type, character_coverage=character_coverage, pad_id=PAD, unk_id=UNK,
-                      bos_id=BOS, eos_id=EOS, hard_words_limit=False, minloglevel=2,
-                      num_threads=1, train_extremely_large_corpus=False)
-        buf = io.BytesIO()
-        try:
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf,
-                                           vocab_size=vocab_size, **common)
-        except RuntimeError as exc:  # "Vocabulary size too high" on tiny corpora: use what fits
-            msg = str(exc)
-            if "Vocabulary size" not in msg:
-                raise
-            fit = int(msg.rsplit("<=", 1)[-1].strip(" .\n"))
-            buf = io.BytesIO()
-            spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf,
-                                           vocab_size=fit, **common)
+                      bos_id=BOS, eos_id=EOS, hard_vocab_limit=False, minloglevel=2,
+                      num_threads=1)
+        buf = io.BytesIO()  # hard_vocab_limit=False: tiny corpora get the vocabulary they support
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, vocab_size=vocab_size,
+                                       **common)
         return cls(buf.getvalue())
 
     @classmethod
