@@ -1,7 +1,17 @@
 """Vision Transformer built from ``core``: patch embedding, encoder with any attention/PE, head.
 
 Parameter names follow timm's ``VisionTransformer`` (``patch_embed.proj``, ``cls_token``,
-``blocks.*`` inside ``encoder``, ``norm``, ``head``) so weights convert one to one.
+``blocks.*`` inside ``encoder``, ``norm``, ``head``) so weights convert one to one
+(:mod:`vision.timm_interop`).
+
+Other resolutions: a ViT accepts any image whose sides divide by ``patch_size``. With
+``pe_resample='interpolate'`` (default) the PE is resampled to the new patch grid so that the
+image spans the same PE range as in training: a learned table is resampled bilinearly
+(``align_corners=True``, by :class:`core.pe.LearnedPE`), and every other PE sees its coordinates
+scaled, ``row * (H_train - 1) / (H - 1)`` (for the sinusoidal PE this evaluates the continuous
+embedding at the resampled points, i.e. exact interpolation). ``'extrapolate'`` keeps integer
+coordinates. Loading a state dict whose learned table has another grid resamples it the same way,
+so fine-tuning at a new ``img_size`` starts from a checkpoint trained at the old one.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from torch import Tensor, nn
 
 from core.attention import MultiHeadAttention
 from core.blocks import TransformerEncoder
-from core.pe import grid_coords
+from core.pe import LearnedPE, grid_coords
 
 __all__ = ["PatchEmbed", "ViT"]
 
@@ -51,7 +61,7 @@ class ViT(nn.Module):
     def __init__(self, *, img_size: int | tuple[int, int] = 224, patch_size: int = 16, in_chans: int = 3,
                  num_classes: int = 1000, dim: int = 192, depth: int = 12, num_heads: int = 3,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, pool: str = "cls", drop: float = 0.0,
-                 attn_drop: float = 0.0, drop_path: float = 0.0,
+                 attn_drop: float = 0.0, drop_path: float = 0.0, pe_resample: str = "interpolate",
                  attn: Callable[..., nn.Module] = MultiHeadAttention, pe: Callable[..., nn.Module] | None = None) -> None:
         super().__init__()
         h, w = _pair(img_size)
@@ -61,6 +71,9 @@ class ViT(nn.Module):
             raise ValueError(f"model.dim={dim} is not divisible by model.num_heads={num_heads}.")
         if pool not in ("cls", "mean"):
             raise ValueError(f"model.pool must be 'cls' or 'mean', not '{pool}'.")
+        if pe_resample not in ("interpolate", "extrapolate"):
+            raise ValueError(f"model.pe_resample must be 'interpolate' or 'extrapolate', not '{pe_resample}'.")
+        self.pe_resample = pe_resample
         self.img_size, self.patch_size, self.pool, self.num_classes = (h, w), patch_size, pool, num_classes
         self.grid = (h // patch_size, w // patch_size)
         self.patch_embed = PatchEmbed(patch_size=patch_size, in_chans=in_chans, dim=dim)
@@ -81,10 +94,28 @@ class ViT(nn.Module):
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
 
+    def patch_coords(self, gh: int, gw: int, device: torch.device | None = None) -> Tensor:
+        """PE coordinates ``(1, N, 2)`` of a ``gh x gw`` patch grid (row, column), see module docstring."""
+        pos = grid_coords(gh, gw, device=device)
+        if (gh, gw) == self.grid or self.pe_resample == "extrapolate" or isinstance(self.encoder.pe, LearnedPE):
+            return pos
+        scale = [(t - 1) / max(1, n - 1) for t, n in zip(self.grid, (gh, gw))]
+        return pos * torch.tensor(scale, device=device)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        key = prefix + "encoder.pe.table"
+        pe = self.encoder.pe
+        if isinstance(pe, LearnedPE) and key in state_dict and state_dict[key].shape != pe.table.shape:
+            old = state_dict[key]
+            src = LearnedPE(dim=old.shape[-1], num_heads=1, ndim=old.dim() - 1, extent=old.shape[:-1])
+            src.table.data.copy_(old)
+            state_dict[key] = src.resampled(tuple(pe.table.shape[:-1])).detach()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward_features(self, x: Tensor) -> Tensor:
         """Encoded tokens ``(B, num_prefix + N, dim)``."""
         tokens, (gh, gw) = self.patch_embed(x)
-        pos = grid_coords(gh, gw, device=x.device)  # (1, N, 2): (row, column)
+        pos = self.patch_coords(gh, gw, device=x.device)  # (1, N, 2): (row, column)
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
         return self.encoder(tokens, pos, num_prefix=self.num_prefix)

@@ -1,4 +1,9 @@
-"""``mas-predict`` for vision checkpoints: top-k labels for each input image."""
+"""``mas-predict`` for vision checkpoints: top-k labels (classification) or masks (segmentation).
+
+Any PIL image mode (L, RGB, RGBA, palette, ...) and size is accepted: images are converted to the
+model's channels and resized to its input size; segmentation masks are resized back (nearest) to
+each image's own size. A missing file or a non-image gets one sentence (exit status 2).
+"""
 
 from __future__ import annotations
 
@@ -33,16 +38,31 @@ def image_paths(spec: Any) -> list[Path]:
     return paths
 
 
-def load_image(path: Path, size: tuple[int, int], channels: int) -> torch.Tensor:
-    """Any PIL mode (L, RGB, RGBA, P, ...) and size -> ``(channels, H, W)`` in [0, 1]."""
+def read_image(path: Path, channels: int) -> Image.Image:
+    """Open any PIL mode and convert to ``L`` (1 channel) or ``RGB``; transparency is composited on black."""
     try:
         with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB").resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            im.load()
+            if im.mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
+            if im.mode in ("RGBA", "LA"):
+                bg = Image.new("RGBA", im.size, (0, 0, 0, 255))
+                im = Image.alpha_composite(bg, im.convert("RGBA"))
+            return im.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path} is not a readable image file.") from exc
+
+
+def to_tensor(im: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """PIL image resized to ``size`` (H, W) -> ``(C, H, W)`` float in [0, 1]."""
+    arr = np.asarray(im.resize((size[1], size[0]), Image.BILINEAR), dtype=np.float32) / 255.0
     t = torch.from_numpy(arr)
-    return t[None] if channels == 1 else t.permute(2, 0, 1)
+    return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+def load_image(path: Path, size: tuple[int, int], channels: int) -> torch.Tensor:
+    """Any PIL mode (L, RGB, RGBA, P, ...) and size -> ``(channels, H, W)`` in [0, 1]."""
+    return to_tensor(read_image(path, channels), size)
 
 
 @torch.no_grad()
@@ -60,4 +80,31 @@ def predict_images(*, module, datamodule, request: dict, out_dir: str) -> list[d
         preds = [(str(classes[i]), float(p)) for p, i in zip(top.values, top.indices)]
         print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in preds))
         results.append({"file": str(path), "top": preds})
+    return results
+
+
+@torch.no_grad()
+def predict_masks(*, module, datamodule, request: dict, out_dir: str) -> list[dict]:
+    """Segment each image: writes ``<name>_mask.png`` (palette PNG, pixel value = class index) and
+    ``<name>_overlay.png`` (colour overlay) at the image's own size into ``out_dir`` (or ``request['out_dir']``)."""
+    import torch.nn.functional as F
+
+    from vision.overlay import save_mask, save_overlay
+
+    model = module.model
+    channels = model.patch_embed.proj.in_channels
+    classes = list(getattr(datamodule, "classes", None) or range(model.num_classes))
+    dest = Path(request.get("out_dir") or out_dir)
+    results = []
+    for path in image_paths(request.get("input")):
+        im = read_image(path, channels)
+        x = datamodule.normalize(to_tensor(im, model.img_size))[None]
+        pred = model(x).argmax(1, keepdim=True).float()  # (1, 1, h, w)
+        full = F.interpolate(pred, size=(im.height, im.width), mode="nearest")[0, 0].long()
+        mask = save_mask(full, dest / f"{path.stem}_mask.png", num_classes=len(classes))
+        image = to_tensor(im, (im.height, im.width))
+        overlay = save_overlay(image, full, dest / f"{path.stem}_overlay.png", num_classes=len(classes))
+        present = {str(classes[int(c)]): round(float((full == c).float().mean()), 4) for c in full.unique()}
+        print(f"{path}: mask {mask}, overlay {overlay}; class fractions {present}")
+        results.append({"file": str(path), "mask": str(mask), "overlay": str(overlay), "fractions": present})
     return results
