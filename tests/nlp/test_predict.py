@@ -1,0 +1,93 @@
+"""mas-eval / mas-predict from a checkpoint alone: good input, empty text, unknown characters, over-long input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import sacrebleu
+import torch
+from conftest import run_cli, train_cfg
+
+from core.errors import InputError
+from core.run import load_for_predict
+from nlp.module import translate
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:lightning")
+
+
+@pytest.fixture(scope="module")
+def cls_ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cls")
+    train_cfg(["experiment=nlp/numbers_cls", "data.corpus_size=2000", "data.max_number=99", "model.dim=32",
+               "model.depth=1", "model.num_heads=2", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+               "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "data.max_len=40"], out)
+    return out / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def mt_ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mt")
+    train_cfg(["experiment=nlp/numbers_de", "data.max_number=999", "data.train_size=64", "data.val_size=16",
+               "data.test_size=16", "model.dim=32", "model.enc_depth=1", "model.dec_depth=1", "model.num_heads=2",
+               "trainer.max_epochs=1", "module.num_alignment_plots=0", "data.max_src_len=30",
+               "data.max_tgt_len=24", "module.beam_size=3"], out)
+    return out / "checkpoints" / "last.ckpt"
+
+
+def test_classification_predict(cls_ckpt, tmp_path, capsys):
+    cfg, dm, module = load_for_predict(str(cls_ckpt))
+    predictor = __import__("hydra").utils.instantiate(cfg.predictor)
+    res = predictor(module=module, datamodule=dm, request={"text": "twelve | three", "top_k": 2}, out_dir=str(tmp_path))
+    assert res[0]["label"] in ("first", "second") and 0.5 <= res[0]["prob"] <= 1.0
+    assert math.isclose(sum(p for _, p in res[0]["top"]), 1.0, abs_tol=1e-5)
+    assert res[0]["label"] in capsys.readouterr().out
+    # unknown characters: <unk> with a warning; over-long input: truncated with a warning
+    with pytest.warns(UserWarning, match="<unk>"):
+        predictor(module=module, datamodule=dm, request={"text": "zwölf ☃ | drei"}, out_dir=str(tmp_path))
+    with pytest.warns(UserWarning, match="truncated"):
+        predictor(module=module, datamodule=dm, request={"text": "one " * 50}, out_dir=str(tmp_path))
+    lines = tmp_path / "lines.txt"
+    lines.write_text("five | six\n\nseventy | seven\n")
+    assert len(predictor(module=module, datamodule=dm, request={"input": str(lines)}, out_dir=str(tmp_path))) == 2
+    for bad in ({"text": "   "}, {}, {"input": str(tmp_path / "missing.txt")}):
+        with pytest.raises(InputError):
+            predictor(module=module, datamodule=dm, request=bad, out_dir=str(tmp_path))
+
+
+def test_translation_predict_and_bleu_matches_sacrebleu(mt_ckpt, tmp_path, capsys):
+    cfg, dm, module = load_for_predict(str(mt_ckpt))
+    predictor = __import__("hydra").utils.instantiate(cfg.predictor)
+    res = predictor(module=module, datamodule=dm, request={"text": ["twenty-one", "three hundred"], "beam_size": 3,
+                                                           "length_penalty": 1.0}, out_dir=str(tmp_path))
+    assert len(res) == 2 and all(isinstance(r["translation"], str) for r in res)
+    with pytest.warns(UserWarning, match="truncated"):
+        predictor(module=module, datamodule=dm, request={"text": "seven " * 20, "beam_size": 2}, out_dir=str(tmp_path))
+    with pytest.raises(InputError, match="empty"):
+        predictor(module=module, datamodule=dm, request={"text": ""}, out_dir=str(tmp_path))
+
+
+def test_eval_bleu_equals_sacrebleu_on_the_same_outputs(mt_ckpt, tmp_path):
+    """mas-eval's test/bleu and test/chrf equal sacrebleu on translations decoded independently here."""
+    proc = run_cli("mas-eval", f"ckpt_path={mt_ckpt}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = {ln.split(" = ")[0]: float(ln.split(" = ")[1]) for ln in proc.stdout.splitlines() if " = " in ln}
+    cfg, dm, module = load_for_predict(str(mt_ckpt))
+    dm.setup("test")
+    hyps, refs = [], []
+    for src, mask, _, r in dm.test_dataloader():
+        ids = translate(module.model, src, mask, beam_size=cfg.module.beam_size, length_penalty=1.0)
+        hyps += [dm.tokenizer.decode(row.tolist()) for row in ids]
+        refs += r
+    assert got["test/bleu"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-3)
+    assert got["test/chrf"] == pytest.approx(sacrebleu.corpus_chrf(hyps, [refs]).score, abs=1e-3)
+    exact = torch.tensor([h == r for h, r in zip(hyps, refs)], dtype=torch.float).mean().item()
+    assert got["test/exact_match"] == pytest.approx(exact, abs=1e-4)
+
+
+def test_cli_predict_bad_input_exits_2(cls_ckpt, tmp_path):
+    proc = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", "text=''", f"hydra.run.dir={tmp_path / 'p'}")
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error:") and "empty" in proc.stderr
+    proc = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", "text='nine | ten'", f"hydra.run.dir={tmp_path / 'q'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\t")[0] in ("first", "second")
