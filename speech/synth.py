@@ -18,12 +18,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
+import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
+from scipy.signal import resample_poly
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from speech.espeak import Utterance, run_batch_in_subprocess
@@ -111,8 +112,8 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
 
 def _finish(wave: np.ndarray, sr_in: int, spec: DigitsSpec, rng: np.random.Generator) -> np.ndarray:
     """Resample, pad with silence, scale, add noise; returns int16 ``(T,)``."""
-    x = torch.from_numpy(wave.astype(np.float32) / 32768.0)
-    x = AF.resample(x, sr_in, spec.sample_rate).numpy()
+    g = math.gcd(sr_in, spec.sample_rate)
+    x = resample_poly(wave.astype(np.float32) / 32768.0, spec.sample_rate // g, sr_in // g)  # polyphase FIR
     pad = [int(rng.uniform(*spec.pad_seconds) * spec.sample_rate) for _ in range(2)]
     x = np.pad(x, pad)
     peak = float(np.abs(x).max()) or 1.0

@@ -1,0 +1,104 @@
+"""Front end shapes and frame times, SpecAugment, the PE sees time, attention/PE choices, CTC loss path."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torchaudio.transforms as T
+
+from core.attention import LinearAttention, MultiHeadAttention, record_attention
+from core.pe import ALiBi, LearnedPE, RoPE, SinusoidalPE
+from speech.model import CTCModel
+from speech.text import CharTokenizer
+
+VOCAB = CharTokenizer().vocab
+
+
+def small(**kw) -> CTCModel:
+    args = dict(vocab=VOCAB, dim=32, depth=2, num_heads=2, subsample_channels=8, n_mels=40,
+                attn=MultiHeadAttention, pe=functools.partial(SinusoidalPE))
+    return CTCModel(**{**args, **kw})
+
+
+def test_features_match_torchaudio_and_count_frames():
+    torch.manual_seed(0)
+    m = small().eval()
+    wave = torch.randn(2, 16000)
+    lens = torch.tensor([16000, 8000])
+    feats, n = m.features(wave, lens)
+    assert feats.shape == (2, 101, 40) and n.tolist() == [101, 51]  # hop 10 ms, centred frames: L // 160 + 1
+    ref = T.MelSpectrogram(16000, n_fft=400, hop_length=160, n_mels=40)(wave[0]).add(1e-6).log().T  # (T, M)
+    ref = (ref - ref.mean(0)) / (ref.var(0, unbiased=False) + 1e-5).sqrt()
+    assert torch.allclose(feats[0], ref, atol=1e-3)
+    assert feats[1, 51:].abs().sum() == 0  # padding frames are zero
+    assert torch.allclose(feats[1, :51].mean(0), torch.zeros(40), atol=1e-4)
+
+
+def test_subsampling_frame_times_and_padding():
+    m = small().eval()
+    feats = torch.randn(2, 101, 40)
+    x, pos, pad = m.subsample(feats, torch.tensor([101, 50]))
+    assert x.shape == (2, 26, 32) and pos.shape == (1, 26, 1)  # ceil(101 / 4)
+    assert m.frame_seconds == pytest.approx(0.04)
+    assert torch.allclose(pos[0, :, 0], torch.arange(26) * 0.04)
+    assert m.coord_scale == 100  # one PE unit = one 10 ms frame
+    assert pad[0].sum() == 0 and pad[1].tolist() == [False] * 13 + [True] * 13
+
+
+def test_pe_sees_time_in_frames():
+    m = small(pe=functools.partial(SinusoidalPE))
+    pos = m.frame_times(5)
+    emb = m.encoder.pe.embed(pos)
+    ref = SinusoidalPE(dim=32, num_heads=2, ndim=1).embed(torch.arange(5.0)[None, :, None] * 4)  # 0, 4, 8 ... frames
+    assert torch.allclose(emb, ref, atol=1e-6)
+
+
+def test_spec_augment_only_in_training():
+    torch.manual_seed(0)
+    m = small(freq_mask_param=20, time_mask_frac=0.2)
+    wave, lens = torch.randn(2, 16000), torch.tensor([16000, 16000])
+    m.eval()
+    a, _ = m.features(wave, lens)
+    b, _ = m.features(wave, lens)
+    assert torch.equal(a, b)
+    m.train()
+    c, _ = m.features(wave, lens)
+    masked = (c == 0) & (a != 0)
+    assert masked.any(dim=1).any() and masked.any(dim=2).any()  # whole mel bins and whole frames zeroed
+
+
+@pytest.mark.parametrize("attn,pe", [(MultiHeadAttention, RoPE), (MultiHeadAttention, ALiBi),
+                                     (LinearAttention, SinusoidalPE), (MultiHeadAttention, LearnedPE)])
+def test_forward_with_any_1d_pe_and_ctc_backward(attn, pe):
+    m = small(attn=attn, pe=functools.partial(pe), conv_kernel=7, max_seconds=2.0)
+    wave, lens = torch.randn(3, 12000), torch.tensor([12000, 9000, 4000])
+    lp, out_lens = m(wave, lens)
+    assert lp.shape == (3, 19, len(VOCAB)) and out_lens.tolist() == [19, 15, 7]
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(3, 19), atol=1e-5)
+    targets = torch.tensor([[3, 4, 5], [6, 7, 0], [8, 0, 0]])
+    loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1), targets, out_lens, torch.tensor([3, 2, 1]))
+    loss.backward()
+    assert torch.isfinite(loss) and m.head.weight.grad is not None
+
+
+def test_linear_attention_refuses_alibi():
+    with pytest.raises(ValueError, match="alibi|ALiBi"):
+        small(attn=LinearAttention, pe=functools.partial(ALiBi))
+
+
+def test_bad_model_keys_name_the_key():
+    with pytest.raises(ValueError, match="model.dim"):
+        small(dim=30, num_heads=4)
+    with pytest.raises(ValueError, match="model.conv_kernel"):
+        small(conv_kernel=4)
+
+
+def test_attention_maps_over_frames():
+    m = small().eval()
+    with torch.no_grad(), record_attention(m) as mods:
+        m(torch.randn(1, 16000), torch.tensor([16000]))
+    maps = [mod.last_attn for mod in mods.values()]
+    assert len(maps) == 2 and maps[0].shape == (1, 2, 26, 26)
+    assert torch.allclose(maps[0].sum(-1), torch.ones(1, 2, 26), atol=1e-5)
