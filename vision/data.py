@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
@@ -26,21 +28,38 @@ def load_digits_tensors() -> dict[str, Tensor]:
     return {"x": x, "y": torch.from_numpy(d.target.astype(np.int64))}
 
 
-class ShiftAugment(Dataset):
-    """Random translation by up to ``max_shift`` pixels (zero fill): digits stay digits."""
+class DigitAugment(Dataset):
+    """Training augmentation for centred 8x8 digits.
 
-    def __init__(self, x: Tensor, y: Tensor, max_shift: int = 1, seed: int = 0) -> None:
-        self.x, self.y, self.s = x, y, max_shift
+    ``shift``: random translation by up to one pixel (zero fill). ``affine``: a small random affine map
+    (rotation up to ``degrees``, scale in ``1 +- scale``, translation up to ``translate`` pixels),
+    bilinear resampling; digits stay centred digits, which whole-pixel shifts of an 8x8 image do not.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, *, mode: str = "affine", degrees: float = 10.0, scale: float = 0.1,
+                 translate: float = 0.5, background: float = 0.0) -> None:
+        self.x, self.y, self.mode = x, y, mode
+        self.degrees, self.scale, self.translate, self.background = degrees, scale, translate, background
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        img = self.x[i]
-        dy, dx = torch.randint(-self.s, self.s + 1, (2,)).tolist()
-        padded = torch.nn.functional.pad(img, (self.s, self.s, self.s, self.s))
+        img = self.x[i]  # (1, H, W)
         h, w = img.shape[-2:]
-        return padded[:, self.s + dy: self.s + dy + h, self.s + dx: self.s + dx + w], self.y[i]
+        if self.mode == "shift":
+            dy, dx = torch.randint(-1, 2, (2,)).tolist()
+            padded = F.pad(img, (1, 1, 1, 1), value=self.background)
+            return padded[:, 1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w], self.y[i]
+        u = torch.rand(4) * 2 - 1  # uniform in [-1, 1]
+        a = math.radians(self.degrees) * float(u[0])
+        s = 1 + self.scale * float(u[1])
+        theta = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, float(u[2]) * self.translate * 2 / w],
+                              [math.sin(a) / s, math.cos(a) / s, float(u[3]) * self.translate * 2 / h]])
+        grid = F.affine_grid(theta[None], [1, *img.shape], align_corners=False)
+        out = F.grid_sample(img[None] - self.background, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)[0] + self.background
+        return out, self.y[i]
 
 
 class DigitsDataModule(L.LightningDataModule):
@@ -49,10 +68,16 @@ class DigitsDataModule(L.LightningDataModule):
     classes = DIGIT_CLASSES
     mean, std = 0.3, 0.4
 
-    def __init__(self, cache_dir: str, batch_size: int = 64, num_workers: int = 0, augment: bool = True) -> None:
+    def __init__(self, cache_dir: str, batch_size: int = 64, num_workers: int = 0,
+                 augment: str | bool = "affine") -> None:
         super().__init__()
+        if augment is True:
+            augment = "shift"
+        if augment not in (False, None, "none", "shift", "affine"):
+            raise ValueError(f"data.augment must be none, shift or affine, not '{augment}'.")
         self.cache_dir = Path(cache_dir).expanduser()
-        self.batch_size, self.num_workers, self.augment = batch_size, num_workers, augment
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.augment = augment if augment not in (False, None) else "none"
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
@@ -72,7 +97,10 @@ class DigitsDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         x, y = self.splits[split]
-        ds = ShiftAugment(x, y) if train and self.augment else TensorDataset(x, y)
+        if train and self.augment != "none":
+            ds = DigitAugment(x, y, mode=self.augment, background=self.normalize(torch.tensor(0.0)).item())
+        else:
+            ds = TensorDataset(x, y)
         return DataLoader(ds, batch_size=self.batch_size, shuffle=train, drop_last=train,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
