@@ -104,6 +104,8 @@ def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list
         try:
             wave = read_audio(p, sr)
         except InputError as exc:
+            if len(paths) == 1:
+                raise  # one file: the CLI prints the sentence and exits 2
             print(f"error: {exc}", file=sys.stderr, flush=True)
             results.append({"file": str(p), "error": str(exc)})
             continue
@@ -120,7 +122,7 @@ def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list
         out.mkdir(parents=True, exist_ok=True)
         (out / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
     if all("error" in r for r in results):
-        raise InputError(results[0]["error"] if len(results) == 1 else "none of the input files could be read.")
+        raise InputError("none of the input files could be read as audio.")
     rtf = audio_s / max(wall, 1e-9)
     print(f"transcribed {audio_s:.1f} s of audio in {wall:.2f} s: {rtf:.1f}x real time "
           f"(beam_size={beam}, device={request.get('device') or 'cpu'})", flush=True)

@@ -99,11 +99,11 @@ class _FileDataModule(SpeechDataModuleBase):
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
-        if stage == "predict" or self.datasets:
+        if stage == "predict":
             return
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "fit",
                                                                                        ("train", "val", "test"))
-        for split in splits:
+        for split in (s for s in splits if s not in self.datasets):
             items = self._items(split)
             if split == "train" and self.max_seconds:
                 items = [it for it in items if it.duration <= self.max_seconds]

@@ -1,0 +1,99 @@
+"""mas-predict on speech checkpoints: any rate, mono or stereo, long audio in chunks; bad files get one sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hydra.utils import instantiate
+
+from conftest import run_cli, train_cfg
+from core.errors import InputError
+from core.run import load_for_predict
+from speech.predict import split_chunks
+from speech_fabricate import tone
+
+SHORT = ["experiment=speech/spoken_digits", "data.num_utterances={train:24,val:8,test:8}", "data.batch_size=8",
+         "model.dim=32", "model.depth=1", "model.num_heads=2", "model.subsample_channels=8", "trainer.max_epochs=1",
+         "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("asr_run")
+    train_cfg(SHORT, out)
+    return out / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory):
+    d = tmp_path_factory.mktemp("audio")
+    sf.write(d / "stereo_44k.wav", tone(1.2, 44100, channels=2), 44100)
+    sf.write(d / "mono_8k.flac", tone(0.8, 8000), 8000)
+    sf.write(d / "long.wav", tone(3.5, 16000), 16000)
+    sf.write(d / "silent.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(d / "tiny.wav", tone(0.01, 16000), 16000)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt garbage" * 3)
+    (d / "notes.txt").write_text("not audio")
+    return d
+
+
+def _predict(ckpt, request, out_dir):
+    cfg, dm, module = load_for_predict(str(ckpt))
+    req = {"beam_size": 1, "chunk_seconds": 20.0, "device": "cpu", **request}
+    return instantiate(cfg.predictor)(module=module, datamodule=dm, request=req, out_dir=str(out_dir))
+
+
+def test_good_and_bad_files_in_one_call(ckpt, audio, tmp_path, capsys):
+    files = [str(audio / n) for n in ("stereo_44k.wav", "mono_8k.flac", "long.wav", "silent.wav", "tiny.wav",
+                                      "empty.wav", "corrupt.wav", "notes.txt")]
+    res = _predict(ckpt, {"input": files, "beam_size": 3, "chunk_seconds": 1.0}, tmp_path)
+    by = {r["file"].rsplit("/", 1)[1]: r for r in res}
+    for good in ("stereo_44k.wav", "mono_8k.flac", "long.wav", "tiny.wav"):
+        assert isinstance(by[good]["text"], str) and "error" not in by[good]
+    assert by["stereo_44k.wav"]["seconds"] == pytest.approx(1.2, abs=1e-3)  # resampled, mixed down
+    assert by["silent.wav"]["text"] == ""
+    assert "empty" in by["empty.wav"]["error"] and "not a readable audio" in by["corrupt.wav"]["error"]
+    assert "not a readable audio" in by["notes.txt"]["error"]
+    out, err = capsys.readouterr()
+    assert "silent audio" in out and "x real time" in out and err.count("error:") == 3
+    assert (tmp_path / "transcripts.jsonl").read_text().count("\n") == len(files)
+
+
+def test_folder_input_takes_audio_suffixes_only(ckpt, audio, tmp_path):
+    res = _predict(ckpt, {"input": str(audio)}, tmp_path)
+    assert {r["file"].rsplit("/", 1)[1] for r in res} >= {"stereo_44k.wav", "mono_8k.flac"}
+    assert not any(r["file"].endswith(".txt") for r in res)
+
+
+def test_single_bad_file_raises_one_sentence(ckpt, audio, tmp_path):
+    with pytest.raises(InputError, match="corrupt.wav is not a readable audio file"):
+        _predict(ckpt, {"input": str(audio / "corrupt.wav")}, tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        _predict(ckpt, {"input": str(audio / "missing.wav")}, tmp_path)
+
+
+def test_chunked_transcript_matches_unchunked_on_short_audio(ckpt, audio, tmp_path):
+    a = _predict(ckpt, {"input": str(audio / "mono_8k.flac"), "chunk_seconds": 30.0}, tmp_path)
+    b = _predict(ckpt, {"input": str(audio / "mono_8k.flac"), "chunk_seconds": 0.9}, tmp_path)  # one chunk too
+    assert a[0]["text"] == b[0]["text"]
+
+
+def test_split_chunks_cuts_in_silence():
+    sr = 1000
+    speech = torch.ones(700)
+    wave = torch.cat([speech, torch.zeros(100), speech, torch.zeros(100), speech])  # 2.3 s
+    pieces = split_chunks(wave, sr, chunk_seconds=1.0)
+    assert torch.equal(torch.cat(pieces), wave) and all(len(p) <= 1000 for p in pieces)
+    assert len(pieces) == 3 and all(float(p[-5:].abs().sum()) == 0 for p in pieces[:-1])  # cuts land in the gaps
+
+
+def test_cli_exit_codes(ckpt, audio):
+    ok = run_cli("mas-predict", f"ckpt_path={ckpt}", f"input={audio / 'stereo_44k.wav'}", "beam_size=2")
+    assert ok.returncode == 0, ok.stderr
+    assert "stereo_44k.wav:" in ok.stdout and "x real time" in ok.stdout
+    bad = run_cli("mas-predict", f"ckpt_path={ckpt}", f"input={audio / 'empty.wav'}")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: audio file")
+    assert "Traceback" not in bad.stderr
