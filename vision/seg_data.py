@@ -1,9 +1,9 @@
 """Embedded segmentation data: canvases of scikit-learn digits with per-pixel class masks (offline).
 
 Digit canvases: each ``canvas x canvas`` image holds 1-4 scikit-learn digits pasted at random
-positions and scales; the mask gives every pixel its class, 0 = background and ``d + 1`` for
-digit ``d`` (11 classes). A pixel belongs to a digit where the upscaled stroke intensity exceeds
-``threshold``; a later digit covers an earlier one. The source digits of the train, val and test
+positions and scales (10-16 px, boxes not overlapping, so every digit is fully visible); the mask
+gives every pixel its class, 0 = background and ``d + 1`` for digit ``d`` (11 classes). A pixel
+belongs to a digit where the upscaled stroke intensity exceeds ``threshold``. The source digits of the train, val and test
 canvases come from disjoint parts of scikit-learn's set (split seed 0), so test canvases show
 handwriting never seen in training. Canvases are built once (seeded) and cached.
 """
@@ -28,21 +28,30 @@ SEG_DIGIT_CLASSES = ["background"] + [str(i) for i in range(10)]
 
 
 def make_canvases(digits: Tensor, labels: Tensor, *, n: int, canvas: int = 32, max_digits: int = 4,
-                  scale: tuple[int, int] = (8, 16), threshold: float = 0.25, seed: int = 0,
+                  scale: tuple[int, int] = (10, 16), threshold: float = 0.25, max_tries: int = 20, seed: int = 0,
                   progress=None) -> dict[str, Tensor]:
     """``n`` canvases ``x (n, 1, canvas, canvas)`` in [0, 1] and masks ``y (n, canvas, canvas)`` int64.
 
     ``digits (M, 1, 8, 8)`` in [0, 1] are resized to a random side in ``scale`` (bilinear) and pasted
-    (pixel-wise maximum) at a random position; ``progress(advance)`` is called per canvas.
+    (pixel-wise maximum) at a random position whose box does not overlap an earlier digit's (a digit
+    with no free spot after ``max_tries`` draws is left out); ``progress(advance)`` is called per canvas.
     """
     g = torch.Generator().manual_seed(seed)
     xs = torch.zeros(n, 1, canvas, canvas)
     ys = torch.zeros(n, canvas, canvas, dtype=torch.long)
     for i in range(n):
+        boxes: list[tuple[int, int, int]] = []
         for _ in range(int(torch.randint(1, max_digits + 1, (1,), generator=g))):
             j = int(torch.randint(len(digits), (1,), generator=g))
             s = int(torch.randint(scale[0], scale[1] + 1, (1,), generator=g))
-            r, c = (int(v) for v in torch.randint(0, canvas - s + 1, (2,), generator=g))
+            for _try in range(max_tries):  # a free spot: boxes may touch but not overlap
+                r, c = (int(v) for v in torch.randint(0, canvas - s + 1, (2,), generator=g))
+                if all(r + s <= r2 or r2 + s2 <= r or c + s <= c2 or c2 + s2 <= c for r2, c2, s2 in boxes):
+                    break
+            else:
+                if boxes:
+                    continue
+            boxes.append((r, c, s))
             patch = F.interpolate(digits[j][None], size=(s, s), mode="bilinear", align_corners=False)[0, 0]
             patch = patch.clamp(0, 1)
             ink = patch > threshold
@@ -93,7 +102,7 @@ class DigitCanvasDataModule(L.LightningDataModule):
 
     def _path(self) -> Path:
         n = "-".join(str(v) for v in self.sizes.values())
-        return self.cache_dir / "vision" / f"digit_canvases_{self.canvas}_{self.max_digits}_{n}.pt"
+        return self.cache_dir / "vision" / f"digit_canvases_v2_{self.canvas}_{self.max_digits}_{n}.pt"
 
     def _data(self) -> dict:
         return cached_tensors(self._path(), lambda: _build_canvases(self.sizes, self.canvas, self.max_digits))
