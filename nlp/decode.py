@@ -45,8 +45,13 @@ def _norm(score: Tensor, length: Tensor, alpha: float) -> Tensor:
 
 @torch.no_grad()
 def beam_search(step: Step, batch_size: int, *, beam_size: int, max_len: int, bos: int, eos: int, pad: int,
-                length_penalty: float = 1.0, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """Best hypothesis per batch item: ids ``(B, L)`` (``pad`` after ``</s>``) and normalised scores ``(B,)``."""
+                length_penalty: float = 1.0, device: torch.device | str = "cpu",
+                reorder: Callable[[Tensor], None] | None = None) -> tuple[Tensor, Tensor]:
+    """Best hypothesis per batch item: ids ``(B, L)`` (``pad`` after ``</s>``) and normalised scores ``(B,)``.
+
+    ``reorder(rows)`` (optional) is called whenever the rows are re-selected, so a stateful ``step``
+    (a decoder cache) can follow its hypotheses.
+    """
     b, k = batch_size, beam_size
     seq = torch.full((b * k, 1), bos, dtype=torch.long, device=device)
     score = torch.full((b, k), float("-inf"), device=device)
@@ -73,6 +78,8 @@ def beam_search(step: Step, batch_size: int, *, beam_size: int, max_len: int, bo
         seq = torch.cat([seq[rows], tok.view(-1, 1)], dim=1)
         if bool(done.all()):
             break
+        if reorder is not None:
+            reorder(rows)
     final = _norm(score, length, length_penalty)
     final = torch.where(torch.isnan(final), torch.full_like(final, float("-inf")), final)
     best = final.argmax(dim=-1)  # (B,)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from core.task import BaseTask, ClassificationTask
 from nlp.decode import beam_search, greedy_search
+from nlp.model import IncrementalDecoder
 from nlp.tokenizers import BOS, EOS, PAD
 
 __all__ = ["TranslationTask", "classification_task", "translate"]
@@ -41,13 +42,13 @@ def translate(model: nn.Module, src: Tensor, src_mask: Tensor | None, *, beam_si
     memory = model.encode(src, src_mask)  # (B, S, C)
     max_len = int(max_len or model.max_len)
     if beam_size <= 1:
-        return greedy_search(lambda p: model.decode(p, memory, src_mask)[:, -1].log_softmax(-1), len(src),
-                             max_len=max_len, bos=BOS, eos=EOS, pad=PAD, device=src.device)
+        dec = IncrementalDecoder(model, memory, src_mask)
+        return greedy_search(dec.step, len(src), max_len=max_len, bos=BOS, eos=EOS, pad=PAD, device=src.device)
     mem = memory.repeat_interleave(beam_size, dim=0)  # (B*K, S, C): rows b*K + k
     mask = None if src_mask is None else src_mask.repeat_interleave(beam_size, dim=0)
-    out, _ = beam_search(lambda p: model.decode(p, mem, mask)[:, -1].log_softmax(-1), len(src),
-                         beam_size=beam_size, max_len=max_len, bos=BOS, eos=EOS, pad=PAD,
-                         length_penalty=length_penalty, device=src.device)
+    dec = IncrementalDecoder(model, mem, mask)
+    out, _ = beam_search(dec.step, len(src), beam_size=beam_size, max_len=max_len, bos=BOS, eos=EOS, pad=PAD,
+                         length_penalty=length_penalty, device=src.device, reorder=dec.reorder)
     return out
 
 

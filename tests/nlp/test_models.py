@@ -92,3 +92,31 @@ def test_record_attention_on_text_tokens():
     assert attn.shape == (2, 4, 8, 8)
     assert attn[1, :, :, 5:].abs().max() < 1e-6  # padded keys get no weight
     torch.testing.assert_close(attn.sum(-1), torch.ones(2, 4, 8))
+
+
+@pytest.mark.parametrize(("attn", "cross", "pe"), [("sdpa", "sdpa", "sinusoidal"), ("sdpa", "additive", "rope"),
+                                                   ("sdpa", "sdpa", "alibi"), ("linear", "sdpa", "learned")])
+def test_incremental_decoder_equals_full_decode(attn, cross, pe):
+    from nlp.decode import beam_search
+    from nlp.model import IncrementalDecoder
+
+    torch.manual_seed(0)
+    model = Seq2SeqTransformer(vocab_size=20, max_len=16, dim=32, enc_depth=1, dec_depth=2, num_heads=4,
+                               attn=ATTNS[attn], cross_attn=ATTNS[cross], pe=PES[pe]).eval()
+    s, sm = pad_sequences(_seqs([5, 9], seed=3))
+    tgt = torch.cat([torch.full((2, 1), 2), torch.randint(4, 20, (2, 6))], dim=1)  # <s> + 6 tokens
+    with torch.no_grad():
+        memory = model.encode(s, sm)
+        full = model.decode(tgt, memory, sm).log_softmax(-1)  # (2, 7, V)
+        dec = IncrementalDecoder(model, memory, sm)
+        steps = torch.stack([dec.step(tgt[:, : t + 1]) for t in range(tgt.shape[1])], dim=1)
+        torch.testing.assert_close(steps, full, atol=1e-4, rtol=1e-4)
+        # beam search with the cache (and its reorder hook) equals beam search recomputing every prefix
+        k = 3
+        mem, mask = memory.repeat_interleave(k, 0), sm.repeat_interleave(k, 0)
+        cached = IncrementalDecoder(model, mem, mask)
+        kw = dict(beam_size=k, max_len=8, bos=2, eos=3, pad=0, length_penalty=1.0)
+        a, sa = beam_search(cached.step, 2, reorder=cached.reorder, **kw)
+        b, sb = beam_search(lambda p: model.decode(p, mem, mask)[:, -1].log_softmax(-1), 2, **kw)
+        assert a.tolist() == b.tolist()
+        torch.testing.assert_close(sa, sb, atol=1e-4, rtol=1e-4)
