@@ -86,7 +86,7 @@ def _flashlight(log_probs: Tensor, lengths: Tensor, vocab: list[str], beam_size:
     from torchaudio.models.decoder import ctc_decoder
 
     tokens = ["-", "|", *vocab[2:]]  # blank, word separator (our space), characters
-    dec = ctc_decoder(lexicon=None, tokens=tokens, lm=None, beam_size=beam_size, blank_token="-", sil_token="|",
+    dec = ctc_decoder(lexicon=None, tokens=tokens, lm=None, beam_size=beam_size, blank_token="-", sil_token="|", log_add=True,
                       unk_word="<unk>")
     hyps = dec(log_probs.float().cpu().contiguous(), lengths.cpu().int())
     return [[int(t) for t in h[0].tokens.tolist() if int(t) != 0] for h in hyps]

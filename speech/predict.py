@@ -1,7 +1,9 @@
 """``mas-predict`` for speech checkpoints: transcribe WAV/FLAC files at any rate, mono or stereo.
 
-Long audio is cut into chunks of about ``chunk_seconds`` at the quietest 10 ms frame near each
-boundary (so words are rarely split) and the chunk transcripts are joined. A bad file (missing,
+Long audio is first cut at pauses (runs of quiet 10 ms frames, an energy threshold between the
+file's noise floor and speech level), so each piece looks like a training utterance; pieces longer
+than ``chunk_seconds`` are cut again at the quietest frame near each boundary. The piece
+transcripts are joined with spaces. A bad file (missing,
 empty, corrupt, not audio) gets one ``error:`` line and the others are still transcribed; silent
 audio gives an empty transcript. The closing line reports the real-time factor (audio seconds per
 wall second). Transcripts also go to ``<out_dir>/transcripts.jsonl``.
@@ -22,7 +24,7 @@ from core.errors import InputError
 from speech.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
 
-__all__ = ["audio_paths", "split_chunks", "transcribe_files", "transcribe_wave"]
+__all__ = ["audio_paths", "split_at_pauses", "split_chunks", "transcribe_files", "transcribe_wave"]
 
 SILENCE_PEAK = 1e-4
 
@@ -68,6 +70,27 @@ def split_chunks(wave: Tensor, sample_rate: int, chunk_seconds: float) -> list[T
     return pieces
 
 
+def split_at_pauses(wave: Tensor, sample_rate: int, min_pause: float = 0.15) -> list[Tensor]:
+    """Cut ``wave`` (T,) in the middle of every pause of at least ``min_pause`` seconds."""
+    frame = max(1, sample_rate // 100)
+    n = len(wave) // frame
+    if n < 3:
+        return [wave]
+    db = 10 * torch.log10(wave[: n * frame].reshape(n, frame).pow(2).mean(1) + 1e-10)  # (n,) frame energy
+    floor, loud = torch.quantile(db, 0.1), torch.quantile(db, 0.95)
+    quiet = (db < floor + max(6.0, 0.25 * float(loud - floor))).tolist()
+    cuts, run_start, need = [], None, int(min_pause * 100)
+    for i, q in enumerate(quiet + [False]):
+        if q and run_start is None:
+            run_start = i
+        elif not q and run_start is not None:
+            if i - run_start >= need and run_start > 0 and i < n:  # interior pauses only
+                cuts.append(((run_start + i) // 2) * frame)
+            run_start = None
+    bounds = [0, *cuts, len(wave)]
+    return [wave[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 @torch.no_grad()
 def transcribe_wave(module, wave: Tensor, *, chunk_seconds: float = 20.0, beam_size: int = 1,
                     batch: int = 8) -> str:
@@ -76,7 +99,7 @@ def transcribe_wave(module, wave: Tensor, *, chunk_seconds: float = 20.0, beam_s
     sr = model.sample_rate
     device = next(model.parameters()).device
     min_len = max(model.frontend.mel.n_fft, sr // 10)  # the STFT needs a few windows
-    pieces = [p for p in split_chunks(wave, sr, chunk_seconds) if len(p)]
+    pieces = [c for p in split_at_pauses(wave, sr) for c in split_chunks(p, sr, chunk_seconds) if len(c)]
     texts = []
     for i in range(0, len(pieces), batch):
         group = pieces[i: i + batch]

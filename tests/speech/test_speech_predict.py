@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from conftest import run_cli, train_cfg
 from core.errors import InputError
 from core.run import load_for_predict
-from speech.predict import split_chunks
+from speech.predict import split_at_pauses, split_chunks
 from speech_fabricate import tone
 
 SHORT = ["experiment=speech/spoken_digits", "data.num_utterances={train:24,val:8,test:8}", "data.batch_size=8",
@@ -88,6 +88,17 @@ def test_split_chunks_cuts_in_silence():
     pieces = split_chunks(wave, sr, chunk_seconds=1.0)
     assert torch.equal(torch.cat(pieces), wave) and all(len(p) <= 1000 for p in pieces)
     assert len(pieces) == 3 and all(float(p[-5:].abs().sum()) == 0 for p in pieces[:-1])  # cuts land in the gaps
+
+
+def test_split_at_pauses_cuts_between_bursts():
+    g = torch.Generator().manual_seed(0)
+    sr = 16000
+    burst, gap, short_gap = (torch.randn(n, generator=g) * s for n, s in ((8000, 0.3), (4800, 0.001), (800, 0.001)))
+    wave = torch.cat([burst, gap, burst, short_gap, burst, gap, burst])  # pauses of 0.3 s, 0.05 s, 0.3 s
+    pieces = split_at_pauses(wave, sr, min_pause=0.15)
+    assert torch.equal(torch.cat(pieces), wave)
+    assert len(pieces) == 3  # the 50 ms pause (a stop closure inside a word, say) is not cut
+    assert abs(len(pieces[0]) - (8000 + 2400)) <= 160  # cut in the middle of the first pause
 
 
 def test_cli_exit_codes(ckpt, audio):
