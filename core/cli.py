@@ -67,7 +67,7 @@ def _eval(cfg: DictConfig) -> None:
     def go():
         if not cfg.get("ckpt_path"):
             raise ConfigError("mas-eval needs ckpt_path=<path to a .ckpt written by mas-train>.")
-        overrides = OmegaConf.to_container(cfg.get("override") or {}, resolve=True)
+        overrides = OmegaConf.to_container(cfg.override, resolve=True) if cfg.get("override") else {}
         record = evaluate(cfg.ckpt_path, _out_dir(), overrides=overrides, trainer_cfg=cfg.trainer)
         for k, v in record.items():
             if k.startswith("test/"):

@@ -27,7 +27,7 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, An
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputError(f"checkpoint {p} is truncated or corrupt and cannot be read ({type(exc).__name__}).") from exc
+        raise InputError(f"checkpoint {p} is truncated or corrupt and cannot be read.") from exc
     except Exception as exc:  # noqa: BLE001 - unpickling errors of foreign files
         raise InputError(f"checkpoint {p} is not a checkpoint this suite can load safely ({type(exc).__name__}).") from exc
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:

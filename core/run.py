@@ -17,6 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from core.callbacks import EpochReseed, SameConfigAcrossRanks
 from core.errors import ConfigError, checkpoint_config, load_checkpoint
 from core.task import BaseTask
 from core.validate import validate
@@ -68,9 +69,9 @@ def build(cfg: DictConfig, *, setup_stage: str = "fit",
     return dm, module
 
 
-def _trainer(cfg: DictConfig, out_dir: Path) -> L.Trainer:
+def _trainer(cfg: DictConfig, out_dir: Path, extra_callbacks: list | None = None) -> L.Trainer:
     callbacks = [_instantiate(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items()
-                 if c is not None and "_target_" in c]
+                 if c is not None and "_target_" in c] + list(extra_callbacks or [])
     loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()
                if c is not None and "_target_" in c]
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -107,9 +108,11 @@ def _resume_path(cfg: DictConfig, out_dir: Path) -> str | None:
         if not last.is_file():
             raise ConfigError(f"resume=true but {last} does not exist; pass the run's own directory "
                               "with hydra.run.dir=<run dir>.")
+        checkpoint_config(load_checkpoint(last), last, task=cfg.task)
         return str(last)
     if ckpt:
-        load_checkpoint(ckpt)  # fails with one sentence on a missing or corrupt file
+        stored = load_checkpoint(ckpt)  # fails with one sentence on a missing or corrupt file
+        checkpoint_config(stored, ckpt, task=cfg.task)  # ... and on a checkpoint of another task
         return str(ckpt)
     return None
 
@@ -122,7 +125,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     dm, module = build(cfg)
     if cfg.get("compile"):
         module.model = torch.compile(module.model)
-    trainer = _trainer(cfg, out_dir)
+    trainer = _trainer(cfg, out_dir, [EpochReseed(cfg.seed), SameConfigAcrossRanks(module.run_config)])
     ckpt = _resume_path(cfg, out_dir)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)

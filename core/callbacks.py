@@ -1,0 +1,85 @@
+"""Callbacks the training spine always adds: per-epoch reseeding and a DDP config check."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import lightning as L
+
+__all__ = ["EpochReseed", "SameConfigAcrossRanks", "config_digest"]
+
+
+def config_digest(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class EpochReseed(L.Callback):
+    """Reseed every RNG from ``(seed, epoch)`` whenever an epoch's training iterator is created.
+
+    Shuffling, augmentation and dropout of epoch ``e`` then do not depend on what ran before, so a
+    run resumed from ``last.ckpt`` after a crash replays exactly what an uninterrupted run does.
+    Lightning creates the first epoch's iterator (fresh or resumed) while setting up the fit loop,
+    before it restores the loop's progress, and later ones after ``on_train_epoch_start``; so the
+    reseed lives in the loader's ``__iter__`` and the epoch to resume is kept in this callback's
+    own checkpoint state.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self._trainer: L.Trainer | None = None
+        self._resume_epoch: int | None = None
+
+    def state_dict(self) -> dict:
+        # checkpoints are written at the end of an epoch's validation: the next iterator is epoch + 1
+        return {"next_epoch": self._trainer.current_epoch + 1 if self._trainer is not None else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume_epoch = int(state["next_epoch"])
+
+    def _epoch(self) -> int:
+        if self._resume_epoch is not None:
+            epoch, self._resume_epoch = self._resume_epoch, None
+            return epoch
+        return self._trainer.fit_loop.epoch_progress.current.processed
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
+        dm = trainer.datamodule
+        if stage != "fit" or dm is None or getattr(dm, "_mas_reseeded", False):
+            return
+        load, cb = dm.train_dataloader, self
+
+        def train_dataloader():
+            loader = load()
+            base = type(loader)
+
+            def __iter__(self_):
+                L.seed_everything(cb.seed * 100_003 + cb._epoch() + 1, workers=True, verbose=False)
+                return base.__iter__(self_)
+
+            loader.__class__ = type(f"Reseeding{base.__name__}", (base,), {"__iter__": __iter__})
+            return loader
+
+        dm.train_dataloader, dm._mas_reseeded = train_dataloader, True
+
+
+class SameConfigAcrossRanks(L.Callback):
+    """Under DDP, refuse to train if any rank composed a different config than rank 0.
+
+    This catches the Hydra-multirun trap (a re-launched rank re-running the sweep with other values).
+    """
+
+    def __init__(self, config: dict) -> None:
+        self.digest = config_digest(config)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size <= 1 or stage != "fit":
+            return
+        # one write(2) call: lines of several ranks sharing a pipe never interleave
+        os.write(2, f"[rank {trainer.global_rank}] config sha256={self.digest}\n".encode())
+        reference = trainer.strategy.broadcast(self.digest, src=0)
+        if reference != self.digest:
+            raise RuntimeError(f"rank {trainer.global_rank} composed a different config than rank 0 "
+                               f"({self.digest} != {reference}); refusing to train.")
