@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from core.callbacks import EpochReseed, SameConfigAcrossRanks
 from core.errors import ConfigError, checkpoint_config, load_checkpoint
+from core.finetune import FreezeEncoder, load_pretrained
 from core.task import BaseTask
 from core.validate import validate
 
@@ -64,6 +65,10 @@ def build(cfg: DictConfig, *, setup_stage: str = "fit",
     extra = dm.model_kwargs() if hasattr(dm, "model_kwargs") else {}
     model = _instantiate(cfg.model, "model", **extra)
     module = _instantiate(cfg.module, "module", model=model)
+    ft = cfg.get("finetune") or {}
+    if ft.get("from") and setup_stage == "fit" and ckpt is None:
+        load_pretrained(module.model, str(ft["from"]))
+    module.layer_decay = ft.get("layer_decay")
     keys = [k for k in cfg if k != "hydra"]  # tests compose with the hydra node attached
     module.run_config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
     return dm, module
@@ -125,7 +130,11 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     dm, module = build(cfg)
     if cfg.get("compile"):
         module.model = torch.compile(module.model)
-    trainer = _trainer(cfg, out_dir, [EpochReseed(cfg.seed), SameConfigAcrossRanks(module.run_config)])
+    extra = [EpochReseed(cfg.seed), SameConfigAcrossRanks(module.run_config)]
+    freeze = int(OmegaConf.select(cfg, "finetune.freeze_encoder_epochs", default=0) or 0)
+    if freeze > 0:
+        extra.append(FreezeEncoder(freeze))
+    trainer = _trainer(cfg, out_dir, extra)
     ckpt = _resume_path(cfg, out_dir)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)

@@ -43,9 +43,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, *, total_steps: int, warmup:
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """No weight decay on biases, norms, tokens and PE tables (timm's rule: ndim <= 1 or tokens)."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
+    for name, p in model.named_parameters():  # frozen ones too: FreezeEncoder toggles requires_grad
         skip = p.ndim <= 1 or name.endswith(("token", "table", "pos_embed"))
         (no_decay if skip else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -68,6 +66,7 @@ class BaseTask(L.LightningModule):
         self.optimizer_factory = optimizer or torch.optim.AdamW
         self.scheduler_factory = scheduler
         self.weight_decay = weight_decay
+        self.layer_decay: float | None = None  # set by fine-tuning (finetune.layer_decay)
         self.run_config: dict | None = None  # resolved config, stored in every checkpoint
         self.samples_seen = 0
         self.train_time = 0.0
@@ -97,7 +96,19 @@ class BaseTask(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = self.optimizer_factory(param_groups(self, self.weight_decay))
+        if self.layer_decay:
+            from core.finetune import layer_decay_groups
+
+            groups = layer_decay_groups(self.model, weight_decay=self.weight_decay, layer_decay=self.layer_decay)
+            in_model = {id(p) for p in self.model.parameters()}
+            rest = [p for p in self.parameters() if id(p) not in in_model]  # task-level parameters, if any
+            if rest:
+                groups.append({"params": rest, "weight_decay": self.weight_decay})
+        else:
+            groups = param_groups(self, self.weight_decay)
+        opt = self.optimizer_factory(groups)
+        for g in opt.param_groups:  # layer-wise decay: scale before the scheduler records base LRs
+            g["lr"] = g["lr"] * g.pop("lr_scale", 1.0)
         if self.scheduler_factory is None:
             return opt
         total = int(self.trainer.estimated_stepping_batches)

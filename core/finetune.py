@@ -1,0 +1,122 @@
+"""Fine-tuning from a checkpoint: strict encoder transfer, head re-initialisation, PE resampling,
+encoder freezing for the first epochs, layer-wise learning-rate decay.
+
+Convention: every task model keeps its transformer encoder under ``encoder`` (a
+:class:`core.blocks.TransformerEncoder`). Encoder weights must all be found in the source
+checkpoint with the same shapes (a learned PE table is resampled to the new grid or length);
+everything else (embeddings, heads, decoders) is copied when names and shapes match and
+re-initialised otherwise, and the run says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.errors import ConfigError, checkpoint_config, load_checkpoint
+
+__all__ = ["FreezeEncoder", "TransferReport", "layer_decay_groups", "load_pretrained"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TransferReport:
+    loaded: list[str] = field(default_factory=list)
+    resampled: list[str] = field(default_factory=list)
+    reinitialised: list[str] = field(default_factory=list)
+    source_task: str = ""
+
+    def summary(self) -> str:
+        parts = [f"fine-tuning from a '{self.source_task}' checkpoint: loaded {len(self.loaded)} tensors"]
+        if self.resampled:
+            parts.append(f"resampled {', '.join(self.resampled)}")
+        if self.reinitialised:
+            parts.append(f"re-initialised {', '.join(self.reinitialised)} (not in the source or another shape)")
+        return "; ".join(parts) + "."
+
+
+def _resample_table(src: Tensor, shape: torch.Size) -> Tensor:
+    """A learned PE table ``(*extent, C)`` resampled to ``shape`` (same rule as LearnedPE)."""
+    t = src.movedim(-1, 0)[None].float()
+    mode = "linear" if src.ndim == 2 else "bilinear"
+    return F.interpolate(t, size=tuple(shape[:-1]), mode=mode, align_corners=True)[0].movedim(0, -1).to(src.dtype)
+
+
+def load_pretrained(model: nn.Module, path: str, *, prefix: str = "model.") -> TransferReport:
+    """Copy weights from a mas-train checkpoint into ``model`` following the module docstring."""
+    ckpt = load_checkpoint(path)
+    report = TransferReport(source_task=str(checkpoint_config(ckpt, path).get("task")))
+    src = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not hasattr(model, "encoder"):
+        raise ConfigError(f"finetune.from: model {type(model).__name__} has no 'encoder' to fine-tune.")
+    own = model.state_dict()
+    new_state = {}
+    for key, value in own.items():
+        s = src.get(key)
+        is_encoder = key.startswith("encoder.")
+        if s is not None and s.shape == value.shape:
+            new_state[key] = s
+            report.loaded.append(key)
+        elif s is not None and key.endswith("pe.table") and s.ndim == value.ndim:
+            new_state[key] = _resample_table(s, value.shape)
+            report.resampled.append(f"{key} {tuple(s.shape[:-1])}->{tuple(value.shape[:-1])}")
+        elif is_encoder:
+            why = "missing" if s is None else f"shape {tuple(s.shape)} != {tuple(value.shape)}"
+            raise ConfigError(f"finetune.from={path} does not fit this model's encoder ({key}: {why}); "
+                              "use a checkpoint of the same encoder size.")
+        else:
+            report.reinitialised.append(key)
+    model.load_state_dict(new_state, strict=False)
+    log.info(report.summary())
+    print(report.summary(), flush=True)
+    return report
+
+
+class FreezeEncoder(L.Callback):
+    """Freeze ``model.encoder`` for the first ``epochs`` epochs, then train everything.
+
+    Parameters stay in the optimizer throughout (a frozen parameter has no gradient, so AdamW
+    leaves it and its moments untouched), which keeps the LR schedule of every group intact;
+    Lightning's ``BaseFinetuning`` instead adds groups later, outside the scheduler.
+    """
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = int(epochs)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        frozen = trainer.current_epoch < self.epochs
+        for p in pl_module.model.encoder.parameters():
+            p.requires_grad_(not frozen)
+        if trainer.current_epoch in (0, self.epochs) and self.epochs > 0:
+            print(f"epoch {trainer.current_epoch}: encoder {'frozen' if frozen else 'unfrozen'}", flush=True)
+
+
+_BLOCK = re.compile(r"(?:^|\.)encoder\.blocks\.(\d+)\.")
+
+
+def layer_decay_groups(model: nn.Module, *, weight_decay: float, layer_decay: float) -> list[dict]:
+    """Parameter groups with ``lr_scale = layer_decay ** (depth - layer)``: block ``i`` of the encoder is
+    layer ``i + 1``, everything before the encoder (embeddings, PE, class token) layer 0, and the
+    rest (heads, decoders, the final norm) layer ``depth``, at full rate."""
+    depth = len(model.encoder.blocks)
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, p in model.named_parameters():
+        m = _BLOCK.search(name)
+        if m:
+            layer = int(m.group(1)) + 1
+        elif name.startswith(("encoder.pe", "cls_token", "patch_embed", "embed", "tok_embed", "frontend")):
+            layer = 0
+        else:
+            layer = depth
+        no_wd = p.ndim <= 1 or name.endswith(("token", "table", "pos_embed"))
+        g = groups.setdefault((layer, no_wd), {"params": [], "weight_decay": 0.0 if no_wd else weight_decay,
+                                                "lr_scale": layer_decay ** (depth - layer)})
+        g["params"].append(p)
+    return list(groups.values())

@@ -1,0 +1,67 @@
+"""Fine-tuning: strict encoder transfer, head re-initialisation, PE resampling, freezing, layer decay."""
+
+import pytest
+import torch
+
+from conftest import compose_cfg, train_cfg
+from core.errors import ConfigError
+from core.finetune import layer_decay_groups, load_pretrained
+from core.run import build
+
+SMALL = ["model.dim=32", "model.depth=2", "model.num_heads=2", "model.mlp_ratio=1.0", "pe=learned"]
+
+
+@pytest.fixture(scope="module")
+def source_ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("src")
+    record = train_cfg([*SMALL, "trainer.max_epochs=1", "trainer.limit_train_batches=5"], out)
+    return out / "checkpoints" / "last.ckpt", record
+
+
+def _model(overrides, tmp_path):
+    cfg = compose_cfg(["callbacks.progress_bar=null", *SMALL, *overrides], tmp_path)
+    return build(cfg)[1].model
+
+
+def test_encoder_loads_head_reinitialised_and_pe_resampled(source_ckpt, tmp_path):
+    path, _ = source_ckpt
+    src = torch.load(path, weights_only=True)["state_dict"]
+    model = _model(["model.patch_size=4", "model.num_classes=12"], tmp_path)  # 2x2 grid, 12 classes
+    report = load_pretrained(model, str(path))
+    state = model.state_dict()
+    for k, v in state.items():
+        if k.startswith("encoder.blocks") or k == "encoder.norm.weight":
+            torch.testing.assert_close(v, src["model." + k])
+    assert {"head.weight", "head.bias", "patch_embed.proj.weight"} <= set(report.reinitialised)
+    assert report.resampled == ["encoder.pe.table (4, 4)->(2, 2)"]
+    table = src["model.encoder.pe.table"]  # align_corners: the corners of the grid are kept
+    torch.testing.assert_close(state["encoder.pe.table"][0, 0], table[0, 0])
+    torch.testing.assert_close(state["encoder.pe.table"][1, 1], table[3, 3])
+
+
+def test_encoder_of_another_size_is_refused(source_ckpt, tmp_path):
+    path, _ = source_ckpt
+    model = _model(["model.dim=48", "model.num_heads=2"], tmp_path)
+    with pytest.raises(ConfigError, match="does not fit this model's encoder"):
+        load_pretrained(model, str(path))
+
+
+def test_freeze_encoder_then_layer_decay(source_ckpt, tmp_path):
+    path, _ = source_ckpt
+    src = torch.load(path, weights_only=True)["state_dict"]
+    out = tmp_path / "ft"
+    train_cfg([*SMALL, f"finetune.from={path}", "finetune.freeze_encoder_epochs=1", "trainer.max_epochs=1",
+               "trainer.limit_train_batches=4", "model.num_classes=12"], out)
+    after = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    key = "model.encoder.blocks.0.attn.qkv.weight"
+    torch.testing.assert_close(after[key], src[key])  # frozen for the one epoch
+    assert not torch.equal(after["model.head.weight"][:10], src["model.head.weight"])  # the head trained
+
+    model = _model([], tmp_path)
+    groups = layer_decay_groups(model, weight_decay=0.05, layer_decay=0.5)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert scale[id(model.encoder.blocks[1].mlp.fc1.weight)] == 1.0
+    assert scale[id(model.encoder.blocks[0].mlp.fc1.weight)] == 0.5
+    assert scale[id(model.patch_embed.proj.weight)] == 0.25
+    assert scale[id(model.head.weight)] == 1.0
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
