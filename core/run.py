@@ -157,6 +157,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         "world_size": int(trainer.world_size),
         "device": _device(trainer),
         "best_checkpoint": best,
+        "monitor": str(OmegaConf.select(cfg, "monitor.metric", default="")),
+        "monitor_mode": str(OmegaConf.select(cfg, "monitor.mode", default="max")),
         **{k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))},
     }
     if trainer.is_global_zero:
