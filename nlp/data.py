@@ -121,14 +121,16 @@ class TextClassificationDataModule(_TextDataModule):
         format: ``auto``, ``csv``, ``jsonl`` or ``ag_news`` (see :mod:`nlp.files`).
         tokenizer: ``char`` or ``sentencepiece``; ``spm_model`` an existing model file (else trained).
         max_len: longest input in tokens (longer texts are truncated with a warning).
-        corpus_size, langs, max_number: the embedded corpus (see :func:`nlp.corpora.compare_corpus`).
+        corpus_size, langs, max_number, near_fraction: the embedded corpus (see
+            :func:`nlp.corpora.compare_corpus`).
     """
 
     def __init__(self, *, cache_dir: str, corpus: str | None = "numbers_compare", path: str | None = None,
                  format: str = "auto", tokenizer: str = "char", spm_model: str | None = None,
                  vocab_size: int = 8000, save_dir: str | None = None, max_len: int = 128,
                  corpus_size: int = 40000, langs: Sequence[str] = ("en", "de", "fr", "es"),
-                 max_number: int = 9999, batch_size: int = 64, num_workers: int = 0) -> None:
+                 max_number: int = 9999, near_fraction: float = 0.5, batch_size: int = 64,
+                 num_workers: int = 0) -> None:
         super().__init__(cache_dir=cache_dir, batch_size=batch_size, num_workers=num_workers, tokenizer=tokenizer,
                          spm_model=spm_model, vocab_size=vocab_size, save_dir=save_dir)
         if corpus not in (None, "numbers_compare"):
@@ -137,6 +139,7 @@ class TextClassificationDataModule(_TextDataModule):
             raise InputError("data.path must name a labelled CSV/JSONL file or directory when data.corpus is null.")
         self.corpus, self.path, self.format, self.max_len = corpus, path, format, max_len
         self.corpus_size, self.langs, self.max_number = corpus_size, tuple(langs), max_number
+        self.near_fraction = near_fraction
         self.classes: list[str] = list(COMPARE_CLASSES) if corpus else []
 
     @property
@@ -145,11 +148,13 @@ class TextClassificationDataModule(_TextDataModule):
 
     def _corpus_file(self) -> Path:
         langs = "-".join(self.langs)
-        return self.cache_dir / "nlp" / f"compare_{langs}_{self.max_number}_{self.corpus_size}.pt"
+        name = f"compare_{langs}_{self.max_number}_{self.corpus_size}_near{self.near_fraction:g}.pt"
+        return self.cache_dir / "nlp" / name
 
     def _build_corpus(self) -> dict:
         return cached_tensors(self._corpus_file(), lambda: compare_corpus(
-            self.corpus_size, langs=self.langs, max_number=self.max_number, seed=0), version=CORPUS_VERSION)
+            self.corpus_size, langs=self.langs, max_number=self.max_number, near_fraction=self.near_fraction,
+            seed=0), version=CORPUS_VERSION)
 
     def prepare_data(self) -> None:
         if self.corpus:

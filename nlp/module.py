@@ -71,13 +71,16 @@ class TranslationTask(BaseTask):
         max_len: longest generated output (tokens; ``None`` = the model's ``max_len``).
         val_decode_size: validation sentences decoded per epoch (``None`` = all).
         num_alignment_plots: test sentences whose cross-attention maps are saved as PNG.
+        bleu_tokenize: sacrebleu's BLEU tokenizer (``13a`` for text; ``char`` when outputs are single
+            words, e.g. German number compounds, where word 4-grams do not exist and word BLEU is 0).
         **kw: optimizer, scheduler, weight_decay (see :class:`core.task.BaseTask`).
     """
 
     def __init__(self, model: nn.Module, *, label_smoothing: float = 0.1, beam_size: int = 4,
                  length_penalty: float = 1.0, max_len: int | None = None, val_decode_size: int | None = 256,
-                 num_alignment_plots: int = 3, **kw: Any) -> None:
+                 num_alignment_plots: int = 3, bleu_tokenize: str = "13a", **kw: Any) -> None:
         super().__init__(model, **kw)
+        self.bleu_tokenize = bleu_tokenize
         self.label_smoothing, self.beam_size, self.length_penalty = label_smoothing, beam_size, length_penalty
         self.max_len, self.val_decode_size, self.num_alignment_plots = max_len, val_decode_size, num_alignment_plots
         self.exact = nn.ModuleDict({k: torchmetrics.MeanMetric() for k in ("val", "test", "test_greedy")})
@@ -126,7 +129,7 @@ class TranslationTask(BaseTask):
         hyps, refs = _gather_strings(hyps), _gather_strings(refs)
         if not hyps:
             return
-        bleu = sacrebleu.corpus_bleu(hyps, [refs]).score
+        bleu = sacrebleu.corpus_bleu(hyps, [refs], tokenize=self.bleu_tokenize).score
         chrf = sacrebleu.corpus_chrf(hyps, [refs]).score
         self.log(f"{prefix}bleu", bleu, sync_dist=False, rank_zero_only=False)
         self.log(f"{prefix}chrf", chrf, sync_dist=False, rank_zero_only=False)
