@@ -137,11 +137,11 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     trainer = _trainer(cfg, out_dir, extra)
     ckpt = _resume_path(cfg, out_dir)
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=False)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
     wall = time.perf_counter() - t0
     fit_metrics = _floats(trainer.callback_metrics)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=False)
+    trainer.test(module, datamodule=dm, ckpt_path=best or None, verbose=False, weights_only=True)
     metrics = {**fit_metrics, **_floats(trainer.callback_metrics)}
     step_seconds = max(module.train_time, 1e-9)
     record = {

@@ -54,8 +54,11 @@ class DigitsSpec:
 
     num_utterances: dict[str, int] = field(default_factory=lambda: {"train": 4000, "val": 300, "test": 600})
     variants: dict[str, list[str]] = field(default_factory=lambda: {
-        "train": ["m1", "m2", "m3", "m4", "m5", "m8", "f1", "f2", "f4", "adam", "Andy", "Annie", "benjamin",
-                  "david", "edward", "linda", "max"],
+        "train": ["m1", "m2", "m3", "m4", "m5", "m8", "f1", "f2", "f4", "adam", "Alex", "Alicia", "Andrea", "Andy",
+                  "Annie", "aunty", "belinda", "benjamin", "caleb", "david", "ed", "edward", "Gene", "grandma",
+                  "grandpa", "Henrique", "Hugo", "iven", "Jacky", "john", "klatt", "klatt3", "Lee", "linda", "Marco",
+                  "max", "Michael", "Mike", "norbert", "quincy", "Reed", "rob", "robert", "steph", "travis", "victor",
+                  "zac"],
         "val": ["m6", "f3"],
         "test": ["m7", "f5"],
     })
@@ -68,7 +71,7 @@ class DigitsSpec:
     pitch_range: tuple[int, int] = (20, 90)
     word_gap: tuple[int, int] = (0, 3)
     snr_db: tuple[float, float] = (15.0, 40.0)
-    pad_seconds: tuple[float, float] = (0.05, 0.35)
+    pad_seconds: tuple[float, float] = (0.05, 0.25)
     sample_rate: int = 16000
     batch: int = 250
     seed: int = 0
