@@ -129,7 +129,7 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, module = build(cfg)
     if cfg.get("compile"):
-        module.model = torch.compile(module.model)
+        module.model.compile()  # in place: state-dict keys (and so checkpoints) stay those of the eager model
     extra = [EpochReseed(cfg.seed), SameConfigAcrossRanks(module.run_config)]
     freeze = int(OmegaConf.select(cfg, "finetune.freeze_encoder_epochs", default=0) or 0)
     if freeze > 0:

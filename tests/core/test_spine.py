@@ -123,3 +123,14 @@ def test_corrupt_missing_and_foreign_checkpoints(out_dir, tmp_path):
     torch.save(foreign, tmp_path / "foreign.ckpt")
     with pytest.raises(InputError, match="is for task 'speech/asr', not 'vision/classification'"):
         train_cfg([*SMALL, f"ckpt_path={tmp_path}/foreign.ckpt", "trainer.max_epochs=1"], tmp_path / "r2")
+
+
+@pytest.mark.slow
+def test_compile_trains_and_checkpoint_loads_eagerly(out_dir, tmp_path):
+    """compile=true (torch.compile, ~1-2 min on this CPU): same checkpoint keys as an eager run."""
+    record = train_cfg([*SMALL, "compile=true", "trainer.max_epochs=1", "trainer.limit_train_batches=5"], out_dir)
+    keys = torch.load(out_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"].keys()
+    assert not any("_orig_mod" in k for k in keys)
+    proc = run_cli("mas-eval", f"ckpt_path={out_dir}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path}/e", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 0.0 <= record["test/acc"] <= 1.0
