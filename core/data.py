@@ -7,10 +7,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
-__all__ = ["cached_tensors", "fixed_split"]
+__all__ = ["SplitDataModule", "cached_tensors", "fixed_split"]
 
 
 def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
@@ -43,3 +45,20 @@ def cached_tensors(path: str | Path, build: Callable[[], dict], *, version: int 
     torch.save(data, tmp)
     os.replace(tmp, path)
     return data
+
+
+class SplitDataModule(L.LightningDataModule):
+    """A datamodule with fixed ``train``/``val``/``test`` splits: subclasses implement
+    ``_loader(split, train)`` once; the three Lightning hooks come from here."""
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
