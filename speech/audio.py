@@ -1,13 +1,14 @@
-"""Audio file I/O with ``soundfile`` (WAV/FLAC/OGG without FFmpeg), mono mix-down and resampling."""
+"""Audio file I/O with ``soundfile`` (WAV/FLAC/OGG without FFmpeg), mono mix-down, polyphase resampling."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+from scipy.signal import resample_poly
 from torch import Tensor
 
 from core.errors import InputError
@@ -33,12 +34,13 @@ def read_audio(path: str | Path, sample_rate: int) -> Tensor:
         raise InputError(f"{p} is not a readable audio file (WAV, FLAC or OGG expected).") from exc
     if data.shape[0] == 0:
         raise InputError(f"audio file {p} contains no samples.")
-    wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))
-    if not torch.isfinite(wave).all():
+    wave = data.mean(axis=1)
+    if not np.isfinite(wave).all():
         raise InputError(f"audio file {p} contains NaN or infinite samples.")
     if sr != sample_rate:
-        wave = AF.resample(wave, sr, sample_rate)
-    return wave
+        g = math.gcd(sr, sample_rate)
+        wave = resample_poly(wave, sample_rate // g, sr // g).astype(np.float32)  # polyphase FIR
+    return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
 
 
 def audio_duration(path: str | Path) -> float:

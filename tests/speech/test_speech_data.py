@@ -99,3 +99,20 @@ def test_collate_pads():
     wave, wl, tg, tl, texts = collate(items)
     assert wave.shape == (2, 5) and wl.tolist() == [5, 3] and tg.tolist() == [[2, 3], [4, 0]] and tl.tolist() == [2, 1]
     assert texts == ["ab", "c"] and wave[1, 3:].abs().sum() == 0
+
+
+def test_bucket_sampler_shards_batches_across_ranks(monkeypatch):
+    import speech.data as sd
+
+    lengths = list(range(100, 1100, 10))  # 100 items -> 13 batches of <= 8
+    ranks = []
+    for rank in (0, 1):
+        monkeypatch.setattr(sd.dist, "is_initialized", lambda: True)
+        monkeypatch.setattr(sd.dist, "get_world_size", lambda: 2)
+        monkeypatch.setattr(sd.dist, "get_rank", lambda r=rank: r)
+        s = BucketBatchSampler(lengths, batch_size=8, shuffle=True, seed=3)
+        ranks.append(list(s))
+        assert len(s) == len(ranks[-1])
+    assert len(ranks[0]) == len(ranks[1]) == 7  # 13 batches padded to 14, split evenly
+    seen = {i for r in ranks for b in r for i in b}
+    assert seen == set(range(100))
