@@ -102,3 +102,15 @@ def test_attention_maps_over_frames():
     maps = [mod.last_attn for mod in mods.values()]
     assert len(maps) == 2 and maps[0].shape == (1, 2, 26, 26)
     assert torch.allclose(maps[0].sum(-1), torch.ones(1, 2, 26), atol=1e-5)
+
+
+def test_attention_plot_over_frames(tmp_path):
+    from speech.plots import frame_attention, plot_frame_attention
+
+    m = small()
+    wave = torch.randn(12000)
+    attn, times, feats = frame_attention(m, wave)
+    assert attn.shape == (19, 19) and times.shape == (19,) and feats.shape == (76, 40)
+    assert torch.allclose(attn.sum(-1), torch.ones(19), atol=1e-5)
+    png = plot_frame_attention(m, wave, tmp_path / "attn.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
