@@ -85,6 +85,8 @@ def flashlight_available() -> bool:
 def _flashlight(log_probs: Tensor, lengths: Tensor, vocab: list[str], beam_size: int) -> list[list[int]]:
     from torchaudio.models.decoder import ctc_decoder
 
+    if vocab[1:2] != [" "]:
+        raise ValueError("the flashlight decoder needs the space at vocabulary index 1 (the word separator).")
     tokens = ["-", "|", *vocab[2:]]  # blank, word separator (our space), characters
     dec = ctc_decoder(lexicon=None, tokens=tokens, lm=None, beam_size=beam_size, blank_token="-", sil_token="|", log_add=True,
                       unk_word="<unk>")
@@ -98,7 +100,7 @@ def decode(log_probs: Tensor, lengths: Tensor, vocab: list[str], *, beam_size: i
     ``"builtin"``, ``"flashlight"`` (torchaudio) or ``"auto"`` (flashlight when installed)."""
     if beam_size <= 1:
         ids = greedy_decode(log_probs, lengths)
-    elif backend == "flashlight" or (backend == "auto" and flashlight_available()):
+    elif backend == "flashlight" or (backend == "auto" and flashlight_available() and vocab[1:2] == [" "]):
         ids = _flashlight(log_probs, lengths, vocab, beam_size)
     elif backend in ("auto", "builtin"):
         ids = prefix_beam_search(log_probs, lengths, beam_size)
