@@ -1,6 +1,6 @@
 """Attention-map gallery: one example per domain (text tokens, image patches, spectrogram frames).
 
-A task module takes part by implementing ``attention_example(batch) -> dict`` with keys
+A task module takes part by implementing ``attention_example(batch, datamodule) -> dict`` with keys
 
 * ``kind``: ``"tokens"`` | ``"patches"`` | ``"frames"``;
 * ``attn``: ``(Nq, Nk)`` array, last encoder layer averaged over heads (or a cross-attention map);
@@ -53,7 +53,7 @@ def domain_examples(rows: list[dict], console: Console) -> list[dict[str, Any]]:
                 continue
             dm.setup("test")
             batch = next(iter(dm.test_dataloader()))
-            ex = module.attention_example(batch)
+            ex = module.attention_example(batch, dm)
             ex["title"] = f"{row['experiment']} ({row.get('attention')}/{row.get('pe')})\n{ex.get('title', '')}"
             examples.append(ex)
         except Exception as exc:  # noqa: BLE001 - one broken domain must not sink the report
@@ -71,6 +71,8 @@ def _draw(ax_top, ax, ex: dict) -> None:
         ax.imshow(np.asarray(ex["image"]), cmap="gray", extent=(0, 1, 1, 0))
         ax.imshow(qm, cmap="inferno", alpha=0.6, extent=(0, 1, 1, 0))
         ax.set_title("attention of the pooled query over patches", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
     elif kind == "frames":
         ax_top.imshow(np.asarray(ex["spectrogram"]), origin="lower", aspect="auto", cmap="magma")
         ax_top.set_title("log-mel input", fontsize=8)

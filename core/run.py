@@ -126,6 +126,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Fit, test the best checkpoint, write ``metrics.json`` (rank 0); returns the metrics."""
     out_dir = Path(out_dir)
     validate(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, module = build(cfg)
     if cfg.get("compile"):

@@ -9,6 +9,7 @@ the loss; metrics are torchmetrics objects logged as ``train/...``, ``val/...``,
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -152,3 +153,50 @@ class ClassificationTask(BaseTask):
         if stage == "train":
             self.count(len(y))
         return loss
+
+    def attention_example(self, batch: Any, datamodule: Any = None) -> dict:
+        """One attention map for the cross-domain gallery (:mod:`core.gallery`)."""
+        return classification_attention_example(self, batch, datamodule)
+
+
+def last_encoder_map(mods: dict) -> Tensor:
+    """Head-averaged map ``(Nq, Nk)`` of the first item from the deepest ``encoder.blocks.<i>.attn``."""
+    depth = {n: int(m.group(1)) for n in mods if (m := re.search(r"(?:^|\.)encoder\.blocks\.(\d+)\.attn$", n))}
+    name = max(depth, key=depth.get) if depth else list(mods)[-1]
+    return mods[name].last_attn[0].float().mean(0)
+
+
+def _token_labels(datamodule: Any, ids: list[int]) -> list[str]:
+    tok = getattr(datamodule, "tokenizer", None)
+    itos = getattr(tok, "itos", None)
+    if itos is not None:
+        return ["\u2423" if itos[i] == " " else itos[i] for i in ids]
+    if tok is not None and hasattr(tok, "decode"):
+        return [tok.decode([i]) or "·" for i in ids]
+    return [str(i) for i in ids]
+
+
+@torch.no_grad()
+def classification_attention_example(module: ClassificationTask, batch: Any, datamodule: Any = None) -> dict:
+    """Gallery example (see :mod:`core.gallery`): patches for image inputs, tokens for text."""
+    from core.attention import record_attention
+
+    *inputs, y = batch
+    first = [t[:1] if torch.is_tensor(t) else t for t in inputs]
+    module.eval()
+    with record_attention(module.model) as mods:
+        pred = module(*first).argmax(-1).item()
+    attn = last_encoder_map(mods)
+    prefix = int(getattr(module.model, "num_prefix", 0))
+    x = first[0]
+    if x.ndim == 4:  # (1, C, H, W): image patches
+        gh, gw = getattr(module.model, "grid", (int(math.isqrt(attn.shape[-1] - prefix)),) * 2)
+        query = attn[0, prefix:] if prefix else attn.mean(0)
+        return {"kind": "patches", "attn": attn.numpy(), "image": x[0].mean(0).numpy(),
+                "query_map": query.reshape(gh, gw).numpy(), "title": f"label {int(y[0])}, predicted {pred}"}
+    ids = x[0].tolist()
+    mask = first[1][0] if len(first) > 1 and torch.is_tensor(first[1]) else None
+    keep = [i for i in range(len(ids)) if mask is None or not bool(mask[i])]
+    a = attn[prefix:, prefix:][keep][:, keep] if prefix else attn[keep][:, keep]
+    labels = _token_labels(datamodule, [ids[i] for i in keep])
+    return {"kind": "tokens", "attn": a.numpy(), "labels": labels, "title": f"label {int(y[0])}, predicted {pred}"}

@@ -103,6 +103,20 @@ class TranslationTask(BaseTask):
         h += hyps
         r += refs
 
+    @torch.no_grad()
+    def attention_example(self, batch: Any, datamodule: Any = None) -> dict:
+        """Cross-attention of the last decoder layer for the first test sentence (core.gallery)."""
+        from nlp.plots import _pieces, cross_attention
+
+        src, src_mask, tgt, _ = batch
+        self.eval()
+        n_src = int((~src_mask[0]).sum()) if src_mask is not None else src.shape[1]
+        n_tgt = int((tgt[0] != PAD).sum()) - 1
+        attn = cross_attention(self.model, src[:1, :n_src], tgt[:1, :n_tgt])[0]  # (T, S)
+        tok = datamodule.tokenizer
+        return {"kind": "tokens", "attn": attn.numpy(), "labels": _pieces(tok, tgt[0, :n_tgt].tolist()),
+                "xlabels": _pieces(tok, src[0, :n_src].tolist()), "title": "cross-attention (target x source)"}
+
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         src, src_mask, tgt, refs = batch
         logits = self(src, src_mask, tgt[:, :-1])  # (B, T-1, V): teacher forcing
