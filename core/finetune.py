@@ -1,8 +1,10 @@
 """Fine-tuning from a checkpoint: strict encoder transfer, head re-initialisation, PE resampling,
 encoder freezing for the first epochs, layer-wise learning-rate decay.
 
-Convention: every task model keeps its transformer encoder under ``encoder`` (a
-:class:`core.blocks.TransformerEncoder`). Encoder weights must all be found in the source
+Convention: every task model has one :class:`core.blocks.TransformerEncoder` named ``encoder``,
+at the top or inside a backbone (``backbone.encoder``); keys are matched relative to the module
+that holds the encoder, so a ViT classifier's weights reach a segmenter's backbone. Encoder
+weights must all be found in the source
 checkpoint with the same shapes (a learned PE table is resampled to the new grid or length);
 everything else (embeddings, heads, decoders) is copied when names and shapes match and
 re-initialised otherwise, and the run says so.
@@ -19,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.blocks import TransformerEncoder
 from core.errors import ConfigError, checkpoint_config, load_checkpoint
 
-__all__ = ["FreezeEncoder", "TransferReport", "layer_decay_groups", "load_pretrained"]
+__all__ = ["FreezeEncoder", "TransferReport", "find_encoder", "layer_decay_groups", "load_pretrained"]
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +52,27 @@ def _resample_table(src: Tensor, shape: torch.Size) -> Tensor:
     return F.interpolate(t, size=tuple(shape[:-1]), mode=mode, align_corners=True)[0].movedim(0, -1).to(src.dtype)
 
 
+def find_encoder(model: nn.Module) -> tuple[str, TransformerEncoder]:
+    """The shallowest :class:`TransformerEncoder` in ``model`` and the key prefix of its holder."""
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, TransformerEncoder)]
+    if not found:
+        raise ConfigError(f"finetune.from: model {type(model).__name__} has no transformer encoder to fine-tune.")
+    name, enc = min(found, key=lambda nm: nm[0].count("."))
+    return name[: -len("encoder")] if name.endswith("encoder") else name + ".", enc
+
+
 def load_pretrained(model: nn.Module, path: str, *, prefix: str = "model.") -> TransferReport:
     """Copy weights from a mas-train checkpoint into ``model`` following the module docstring."""
     ckpt = load_checkpoint(path)
     report = TransferReport(source_task=str(checkpoint_config(ckpt, path).get("task")))
     src = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    if not hasattr(model, "encoder"):
-        raise ConfigError(f"finetune.from: model {type(model).__name__} has no 'encoder' to fine-tune.")
-    own = model.state_dict()
+    anchor = next((k for k in src if "encoder.blocks." in k), None)
+    if anchor is None:
+        raise ConfigError(f"finetune.from={path} holds no transformer encoder weights.")
+    src_root = anchor[: anchor.index("encoder.blocks.")]
+    src = {k[len(src_root):]: v for k, v in src.items() if k.startswith(src_root)}
+    root, _ = find_encoder(model)
+    own = {k[len(root):]: v for k, v in model.state_dict().items() if k.startswith(root)}
     new_state = {}
     for key, value in own.items():
         s = src.get(key)
@@ -72,8 +88,8 @@ def load_pretrained(model: nn.Module, path: str, *, prefix: str = "model.") -> T
             raise ConfigError(f"finetune.from={path} does not fit this model's encoder ({key}: {why}); "
                               "use a checkpoint of the same encoder size.")
         else:
-            report.reinitialised.append(key)
-    model.load_state_dict(new_state, strict=False)
+            report.reinitialised.append(root + key)
+    model.load_state_dict({root + k: v for k, v in new_state.items()}, strict=False)
     log.info(report.summary())
     print(report.summary(), flush=True)
     return report
@@ -92,7 +108,7 @@ class FreezeEncoder(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         frozen = trainer.current_epoch < self.epochs
-        for p in pl_module.model.encoder.parameters():
+        for p in find_encoder(pl_module.model)[1].parameters():
             p.requires_grad_(not frozen)
         if trainer.current_epoch in (0, self.epochs) and self.epochs > 0:
             print(f"epoch {trainer.current_epoch}: encoder {'frozen' if frozen else 'unfrozen'}", flush=True)
@@ -105,13 +121,16 @@ def layer_decay_groups(model: nn.Module, *, weight_decay: float, layer_decay: fl
     """Parameter groups with ``lr_scale = layer_decay ** (depth - layer)``: block ``i`` of the encoder is
     layer ``i + 1``, everything before the encoder (embeddings, PE, class token) layer 0, and the
     rest (heads, decoders, the final norm) layer ``depth``, at full rate."""
-    depth = len(model.encoder.blocks)
+    root, encoder = find_encoder(model)
+    depth = len(encoder.blocks)
     groups: dict[tuple[int, bool], dict] = {}
-    for name, p in model.named_parameters():
+    for full_name, p in model.named_parameters():
+        name = full_name[len(root):] if full_name.startswith(root) else full_name
         m = _BLOCK.search(name)
         if m:
             layer = int(m.group(1)) + 1
-        elif name.startswith(("encoder.pe", "cls_token", "patch_embed", "embed", "tok_embed", "frontend")):
+        elif name.startswith(("encoder.pe", "cls_token", "patch_embed", "embed", "src_embed", "subsampling",
+                              "frontend")):
             layer = 0
         else:
             layer = depth

@@ -65,3 +65,29 @@ def test_freeze_encoder_then_layer_decay(source_ckpt, tmp_path):
     assert scale[id(model.patch_embed.proj.weight)] == 0.25
     assert scale[id(model.head.weight)] == 1.0
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+LIMITS = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",
+          "trainer.limit_test_batches=2"]
+
+
+@pytest.mark.parametrize("source, target", [("vision/digits", "vision/digits_seg_ft"),
+                                            ("nlp/numbers_cls", "nlp/numbers_de_ft")])
+def test_cross_task_finetune_recipes(source, target, tmp_path, capsys):
+    """Classification encoder -> segmentation / translation encoder, with the recipe's own options."""
+    src_dir = tmp_path / "src"
+    train_cfg([f"experiment={source}", *LIMITS], src_dir)
+    src = torch.load(src_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    out = tmp_path / "ft"
+    record = train_cfg([f"experiment={target}", f"finetune.from={src_dir}/checkpoints/last.ckpt", *LIMITS], out)
+    said = capsys.readouterr().out
+    assert f"fine-tuning from a '{record['task'].split('/')[0]}" in said or "fine-tuning from a" in said
+    assert "re-initialised" in said and "encoder." not in said.split("re-initialised")[1].split("(")[0]
+    after = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    suffix = "encoder.blocks.0.mlp.fc1.weight"
+    a = next(v for k, v in after.items() if k.endswith(suffix))
+    b = next(v for k, v in src.items() if k.endswith(suffix))
+    if target.startswith("vision"):  # encoder frozen during the only epoch: exactly the source weights
+        torch.testing.assert_close(a, b)
+    else:  # trained with layer decay from the source weights
+        assert a.shape == b.shape and not torch.equal(a, b)
