@@ -22,9 +22,10 @@ from torch import Tensor, nn
 from core.attention import MultiHeadAttention
 from core.blocks import TransformerDecoder, TransformerEncoder
 from core.pe import sequence_coords
-from nlp.tokenizers import PAD
+from nlp.decode import beam_search, greedy_search
+from nlp.tokenizers import BOS, EOS, PAD
 
-__all__ = ["BagOfTokens", "IncrementalDecoder", "Seq2SeqTransformer", "TextClassifier", "masked_mean"]
+__all__ = ["BagOfTokens", "IncrementalDecoder", "Seq2SeqTransformer", "TextClassifier", "masked_mean", "translate"]
 
 
 def masked_mean(x: Tensor, padding_mask: Tensor | None) -> Tensor:
@@ -195,3 +196,20 @@ class IncrementalDecoder:
 
     def reorder(self, rows: Tensor) -> None:
         self.cache = [None if c is None else c[rows] for c in self.cache]
+
+
+@torch.no_grad()
+def translate(model: nn.Module, src: Tensor, src_mask: Tensor | None, *, beam_size: int = 4,
+              length_penalty: float = 1.0, max_len: int | None = None) -> Tensor:
+    """Generated target ids ``(B, L)`` (``<pad>`` after ``</s>``); ``beam_size=1`` is greedy search."""
+    memory = model.encode(src, src_mask)  # (B, S, C)
+    max_len = int(max_len or model.max_len)
+    if beam_size <= 1:
+        dec = IncrementalDecoder(model, memory, src_mask)
+        return greedy_search(dec.step, len(src), max_len=max_len, bos=BOS, eos=EOS, pad=PAD, device=src.device)
+    mem = memory.repeat_interleave(beam_size, dim=0)  # (B*K, S, C): rows b*K + k
+    mask = None if src_mask is None else src_mask.repeat_interleave(beam_size, dim=0)
+    dec = IncrementalDecoder(model, mem, mask)
+    out, _ = beam_search(dec.step, len(src), beam_size=beam_size, max_len=max_len, bos=BOS, eos=EOS, pad=PAD,
+                         length_penalty=length_penalty, device=src.device, reorder=dec.reorder)
+    return out

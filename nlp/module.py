@@ -22,34 +22,16 @@ import torchmetrics
 from torch import Tensor, nn
 
 from core.task import BaseTask, ClassificationTask
-from nlp.decode import beam_search, greedy_search
-from nlp.model import IncrementalDecoder
+from nlp.model import translate
 from nlp.tokenizers import BOS, EOS, PAD
 
-__all__ = ["TranslationTask", "classification_task", "translate"]
+__all__ = ["TranslationTask", "classification_task"]
 
 
 def classification_task(model: nn.Module, **kwargs: Any) -> ClassificationTask:
     """``core.task.ClassificationTask`` with ``num_classes`` read from the model (known only after the
     datamodule has read the labels)."""
     return ClassificationTask(model, num_classes=model.num_classes, **kwargs)
-
-
-@torch.no_grad()
-def translate(model: nn.Module, src: Tensor, src_mask: Tensor | None, *, beam_size: int = 4,
-              length_penalty: float = 1.0, max_len: int | None = None) -> Tensor:
-    """Generated target ids ``(B, L)`` (``<pad>`` after ``</s>``); ``beam_size=1`` is greedy search."""
-    memory = model.encode(src, src_mask)  # (B, S, C)
-    max_len = int(max_len or model.max_len)
-    if beam_size <= 1:
-        dec = IncrementalDecoder(model, memory, src_mask)
-        return greedy_search(dec.step, len(src), max_len=max_len, bos=BOS, eos=EOS, pad=PAD, device=src.device)
-    mem = memory.repeat_interleave(beam_size, dim=0)  # (B*K, S, C): rows b*K + k
-    mask = None if src_mask is None else src_mask.repeat_interleave(beam_size, dim=0)
-    dec = IncrementalDecoder(model, mem, mask)
-    out, _ = beam_search(dec.step, len(src), beam_size=beam_size, max_len=max_len, bos=BOS, eos=EOS, pad=PAD,
-                         length_penalty=length_penalty, device=src.device, reorder=dec.reorder)
-    return out
 
 
 def _gather_strings(items: list[str]) -> list[str]:

@@ -40,7 +40,7 @@ def save_alignments(model: nn.Module, tokenizer, sources: list[str], encoder, ou
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nlp.module import translate
+    from nlp.model import translate
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

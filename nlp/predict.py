@@ -82,7 +82,7 @@ def predict_classes(*, module, datamodule, request: dict, out_dir: str) -> list[
 @torch.no_grad()
 def predict_translations(*, module, datamodule, request: dict, out_dir: str) -> list[dict[str, Any]]:
     """Print one translation per input line (beam search by default, ``beam_size=1`` greedy)."""
-    from nlp.module import translate
+    from nlp.model import translate
 
     device = str(request.get("device") or "cpu")
     model = module.model.to(device).eval()

@@ -11,7 +11,7 @@ from conftest import run_cli, train_cfg
 
 from core.errors import InputError
 from core.run import load_for_predict
-from nlp.module import translate
+from nlp.model import translate
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:lightning")
 
