@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from core.task import BaseTask, ClassificationTask
 from nlp.model import translate
-from nlp.tokenizers import BOS, EOS, PAD
+from nlp.tokenizers import PAD
 
 __all__ = ["TranslationTask", "classification_task"]
 
