@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hydra
+import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -67,7 +68,12 @@ def _eval(cfg: DictConfig) -> None:
     def go():
         if not cfg.get("ckpt_path"):
             raise ConfigError("mas-eval needs ckpt_path=<path to a .ckpt written by mas-train>.")
-        overrides = OmegaConf.to_container(cfg.override, resolve=True) if cfg.get("override") else {}
+        overrides = {}
+        for item in cfg.get("override") or []:
+            key, sep, value = str(item).partition("=")
+            if not sep:
+                raise ConfigError(f"override entries are key=value assignments, not '{item}'.")
+            overrides[key.strip()] = yaml.safe_load(value)
         record = evaluate(cfg.ckpt_path, _out_dir(), overrides=overrides, trainer_cfg=cfg.trainer)
         for k, v in record.items():
             if k.startswith("test/"):

@@ -34,6 +34,14 @@ class CTCTask(BaseTask):
         log_probs, lens = self(wave, wave_lens)
         return decode(log_probs, lens, self.model.vocab, beam_size=beam_size, backend=self.decoder)
 
+    def attention_example(self, batch: Any, datamodule: Any = None) -> dict:
+        """Last encoder layer's attention over the frames of the first test utterance (core.gallery)."""
+        from speech.plots import frame_attention
+
+        wave, wave_lens, *_, texts = batch
+        attn, _, feats = frame_attention(self.model, wave[0, : int(wave_lens[0])])
+        return {"kind": "frames", "attn": attn.numpy(), "spectrogram": feats.T.numpy(), "title": f'"{texts[0]}"'}
+
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         wave, wave_lens, targets, target_lens, texts = batch
         log_probs, lens = self(wave, wave_lens)  # (B, N, V) float32
