@@ -28,7 +28,7 @@ def test_metrics_json_and_mas_eval_agree(out_dir, tmp_path):
     assert stored["experiment"] == "vision/digits" and stored["pe"] == "rope" and stored["attention"] == "sdpa"
     assert 1000 < stored["params"] < 100_000 and stored["train_samples_per_second"] > 0
     assert (out_dir / "checkpoints" / "last.ckpt").is_file()
-    proc = run_cli("mas-eval", f"ckpt_path={stored['best_checkpoint']}", "override=[data.batch_size=50]",
+    proc = run_cli("mas-eval", f"ckpt_path={stored['best_checkpoint']}", "override=['data.batch_size=50']",
                    f"hydra.run.dir={tmp_path}/eval", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     ev = json.loads((tmp_path / "eval" / "metrics.json").read_text())
