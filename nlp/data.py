@@ -16,12 +16,11 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from core.data import cached_tensors, fixed_split
+from core.data import SplitDataModule, cached_tensors, fixed_split
 from core.errors import InputError
 from nlp.corpora import COMPARE_CLASSES, compare_corpus, translation_corpus
 from nlp.files import find_split, load_labeled, load_parallel
@@ -80,7 +79,7 @@ class _Encoder:
         return out
 
 
-class _TextDataModule(L.LightningDataModule):
+class _TextDataModule(SplitDataModule):
     """Loader plumbing and tokenizer state shared by the two text datamodules (not used alone)."""
 
     def __init__(self, *, cache_dir: str, batch_size: int, num_workers: int, tokenizer: str,
@@ -97,14 +96,6 @@ class _TextDataModule(L.LightningDataModule):
                           collate_fn=self.collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
     def collate(self, items: list) -> tuple:
         raise NotImplementedError

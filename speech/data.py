@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -16,7 +15,7 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from core.data import cached_tensors
+from core.data import SplitDataModule, cached_tensors
 from speech.synth import SPLITS, DigitsSpec, build_spoken_digits
 from speech.text import CharTokenizer
 
@@ -101,7 +100,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         return len(self._shard(self._batches()))
 
 
-class SpeechDataModuleBase(L.LightningDataModule):
+class SpeechDataModuleBase(SplitDataModule):
     """Loaders, tokenizer state and model facts shared by the speech datamodules.
 
     Subclasses fill ``self.datasets`` (split -> dataset with a ``lengths`` list) in ``setup``.
@@ -133,14 +132,6 @@ class SpeechDataModuleBase(L.LightningDataModule):
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
 
 class SpokenDigitsDataModule(SpeechDataModuleBase):
