@@ -17,12 +17,11 @@ import re
 from dataclasses import dataclass, field
 
 import lightning as L
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 
 from core.blocks import TransformerEncoder
 from core.errors import ConfigError, checkpoint_config, load_checkpoint
+from core.pe import resample_table
 
 __all__ = ["FreezeEncoder", "TransferReport", "find_encoder", "layer_decay_groups", "load_pretrained"]
 
@@ -43,13 +42,6 @@ class TransferReport:
         if self.reinitialised:
             parts.append(f"re-initialised {', '.join(self.reinitialised)} (not in the source or another shape)")
         return "; ".join(parts) + "."
-
-
-def _resample_table(src: Tensor, shape: torch.Size) -> Tensor:
-    """A learned PE table ``(*extent, C)`` resampled to ``shape`` (same rule as LearnedPE)."""
-    t = src.movedim(-1, 0)[None].float()
-    mode = "linear" if src.ndim == 2 else "bilinear"
-    return F.interpolate(t, size=tuple(shape[:-1]), mode=mode, align_corners=True)[0].movedim(0, -1).to(src.dtype)
 
 
 def find_encoder(model: nn.Module) -> tuple[str, TransformerEncoder]:
@@ -81,7 +73,7 @@ def load_pretrained(model: nn.Module, path: str, *, prefix: str = "model.") -> T
             new_state[key] = s
             report.loaded.append(key)
         elif s is not None and key.endswith("pe.table") and s.ndim == value.ndim:
-            new_state[key] = _resample_table(s, value.shape)
+            new_state[key] = resample_table(s, tuple(value.shape[:-1]))
             report.resampled.append(f"{key} {tuple(s.shape[:-1])}->{tuple(value.shape[:-1])}")
         elif is_encoder:
             why = "missing" if s is None else f"shape {tuple(s.shape)} != {tuple(value.shape)}"

@@ -46,6 +46,7 @@ __all__ = [
     "SinusoidalPE",
     "alibi_slopes",
     "grid_coords",
+    "resample_table",
     "sincos",
     "sequence_coords",
 ]
@@ -152,6 +153,14 @@ class SinusoidalPE(PositionalEncoding):
         return sincos(self._check(pos), self.dim, self.base)
 
 
+def resample_table(table: Tensor, size: tuple[int, ...]) -> Tensor:
+    """A learned table ``(*extent, C)`` resampled to ``(*size, C)``: (bi)linear, ``align_corners=True``,
+    so values at matching grid points are kept."""
+    t = table.movedim(-1, 0)[None].float()  # (1, C, *extent)
+    mode = "linear" if table.ndim == 2 else "bilinear"
+    return F.interpolate(t, size=tuple(size), mode=mode, align_corners=True)[0].movedim(0, -1).to(table.dtype)
+
+
 class LearnedPE(PositionalEncoding):
     """Learned absolute embedding table over a grid of ``extent`` positions (1-D or 2-D).
 
@@ -175,9 +184,7 @@ class LearnedPE(PositionalEncoding):
 
     def resampled(self, size: tuple[int, ...]) -> Tensor:
         """The table resampled to ``size`` along each axis, ``(*size, C)``."""
-        t = self.table.movedim(-1, 0)[None]  # (1, C, *extent)
-        mode = "linear" if self.ndim == 1 else "bilinear"
-        return F.interpolate(t, size=size, mode=mode, align_corners=True)[0].movedim(0, -1)
+        return resample_table(self.table, size)
 
     def embed(self, pos: Tensor) -> Tensor:
         idx = self._check(pos).round().long()  # (B|1, N, P)

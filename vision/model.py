@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from core.attention import MultiHeadAttention
 from core.blocks import TransformerEncoder
-from core.pe import LearnedPE, grid_coords
+from core.pe import LearnedPE, grid_coords, resample_table
 
 __all__ = ["PatchEmbed", "ViT"]
 
@@ -106,10 +106,7 @@ class ViT(nn.Module):
         key = prefix + "encoder.pe.table"
         pe = self.encoder.pe
         if isinstance(pe, LearnedPE) and key in state_dict and state_dict[key].shape != pe.table.shape:
-            old = state_dict[key]
-            src = LearnedPE(dim=old.shape[-1], num_heads=1, ndim=old.dim() - 1, extent=old.shape[:-1])
-            src.table.data.copy_(old)
-            state_dict[key] = src.resampled(tuple(pe.table.shape[:-1])).detach()
+            state_dict[key] = resample_table(state_dict[key], tuple(pe.table.shape[:-1]))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward_features(self, x: Tensor) -> Tensor:
