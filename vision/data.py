@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from core.data import cached_tensors, fixed_split
+from core.data import SplitDataModule, cached_tensors, fixed_split
 
 __all__ = ["DigitsDataModule", "load_digits_tensors"]
 
@@ -62,7 +61,7 @@ class DigitAugment(Dataset):
         return out, self.y[i]
 
 
-class DigitsDataModule(L.LightningDataModule):
+class DigitsDataModule(SplitDataModule):
     """Fixed 70/10/20 train/val/test split (split seed 0, independent of the run seed)."""
 
     classes = DIGIT_CLASSES
@@ -104,11 +103,3 @@ class DigitsDataModule(L.LightningDataModule):
         return DataLoader(ds, batch_size=self.batch_size, shuffle=train, drop_last=train,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -19,12 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from core.data import fixed_split
+from core.data import SplitDataModule, fixed_split
 from core.errors import InputError
 
 __all__ = ["ImageClassDataModule", "cifar_dataset"]
@@ -64,7 +63,7 @@ class _Transformed(Dataset):
         return self.transform(img.convert("RGB")), y
 
 
-class ImageClassDataModule(L.LightningDataModule):
+class ImageClassDataModule(SplitDataModule):
     """CIFAR-10/100 or an ImageFolder tree with timm's training augmentation.
 
     Args:
@@ -161,11 +160,3 @@ class ImageClassDataModule(L.LightningDataModule):
         return DataLoader(self.sets[split], batch_size=self.batch_size, shuffle=train, drop_last=train,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from core.data import fixed_split
+from core.data import SplitDataModule, fixed_split
 from core.errors import InputError
 
 __all__ = ["PetSegDataModule", "PetTrimaps"]
@@ -49,7 +48,7 @@ class PetTrimaps(Dataset):
         return x, y
 
 
-class PetSegDataModule(L.LightningDataModule):
+class PetSegDataModule(SplitDataModule):
     """Oxford-IIIT Pet trimaps: train = 90% of ``trainval``, val = the other 10%, test = ``test``."""
 
     classes = ["background", "pet", "border"]
@@ -107,11 +106,3 @@ class PetSegDataModule(L.LightningDataModule):
         y = torch.stack([b for _, b in items])
         return self.normalize(x), y
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from core.data import cached_tensors, fixed_split
+from core.data import SplitDataModule, cached_tensors, fixed_split
 from vision.data import load_digits_tensors
 
 __all__ = ["DigitCanvasDataModule", "make_canvases"]
@@ -79,7 +78,7 @@ def _build_canvases(sizes: dict[str, int], canvas: int, max_digits: int) -> dict
     return out
 
 
-class DigitCanvasDataModule(L.LightningDataModule):
+class DigitCanvasDataModule(SplitDataModule):
     """Embedded digit canvases with per-pixel masks (11 classes), fixed seeded splits, cached."""
 
     classes = SEG_DIGIT_CLASSES
@@ -128,12 +127,4 @@ class DigitCanvasDataModule(L.LightningDataModule):
         return DataLoader(TensorDataset(x, y), batch_size=self.batch_size, shuffle=train, drop_last=train,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", train=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
 
