@@ -79,8 +79,22 @@ def test_alibi_slopes_and_bias():
     b = ALiBi(16, 4, 1).bias(sequence_coords(5), sequence_coords(5))
     assert b.shape == (1, 4, 5, 5)
     torch.testing.assert_close(b[0, 0, 1, 4], torch.tensor(-0.25 * 3))
-    b2 = ALiBi(16, 4, 2).bias(grid_coords(2, 2), grid_coords(2, 2))
+    b2 = ALiBi(16, 4, 2, direction=0.0, slope_scale=1.0).bias(grid_coords(2, 2), grid_coords(2, 2))
     torch.testing.assert_close(b2[0, 1, 0, 3], torch.tensor(-(2.0 ** -4) * math.sqrt(2)))
+
+
+def test_directional_alibi_closed_form_and_translation_invariance():
+    pe = ALiBi(16, 4, 2)  # 2-D defaults: direction 1, slopes x4; head h looks along angle 2*pi*h/4
+    b = pe.bias(grid_coords(3, 3), grid_coords(3, 3))[0]
+    slope0, slope1 = 4 * 2.0 ** -2, 4 * 2.0 ** -4
+    q, k = 4, 5  # centre (1, 1) -> key (1, 2): d = (0, 1)
+    torch.testing.assert_close(b[0, q, k], torch.tensor(-slope0 * (1.0 - 0.0)))  # u_0 = (1, 0): d.u = 0
+    torch.testing.assert_close(b[1, q, k], torch.tensor(-slope1 * (1.0 - 1.0)))  # u_1 = (0, 1): free along u
+    torch.testing.assert_close(b[1, k, q], torch.tensor(-slope1 * (1.0 + 1.0)))  # twice the cost backwards
+    assert torch.all(b <= 1e-6)
+    shifted = pe.bias(grid_coords(3, 3) + 5.0, grid_coords(3, 3) + 5.0)[0]
+    torch.testing.assert_close(shifted, b)
+    assert ALiBi(16, 4, 1).direction == 0.0  # 1-D keeps the paper's symmetric form
 
 
 def test_alibi_prefix_rows_are_zero():
