@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,7 @@ def _time(fn, min_run: float) -> float:
     return benchmark.Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run).median
 
 
-def compare_sdpa(device: str, sizes: list[int], min_run: float) -> Table:
+def compare_sdpa(device: str, sizes: list[int], min_run: float, rounds: int = 3) -> Table:
     table = Table(title=f"MultiHeadAttention vs raw SDPA, forward+backward (B={B}, H={H}, head dim {D}, {device})")
     for col in ("N", "dtype", "ours ms", "raw SDPA ms", "ratio"):
         table.add_column(col, justify="right")
@@ -72,9 +73,11 @@ def compare_sdpa(device: str, sizes: list[int], min_run: float) -> Table:
 
             with torch.autocast(device_type=device, dtype=dtype, enabled=dtype != torch.float32):
                 torch.testing.assert_close(ours(x), raw(x))
-            t_raw, t_ours = _time(step(raw), min_run), _time(step(ours), min_run)
-            t_raw2 = _time(step(raw), min_run)  # raw timed on both sides of ours: drift shows up
-            t_raw = min(t_raw, t_raw2)
+            raws, ours_t = [], []
+            for _ in range(rounds):  # alternate, so drifting machine load hits both alike
+                raws.append(_time(step(raw), min_run))
+                ours_t.append(_time(step(ours), min_run))
+            t_raw, t_ours = statistics.median(raws), statistics.median(ours_t)
             table.add_row(str(n), str(dtype).replace("torch.", ""), f"{t_ours * 1e3:.2f}", f"{t_raw * 1e3:.2f}",
                           f"{t_ours / t_raw:.3f}")
     return table
@@ -132,13 +135,14 @@ def main() -> None:
     ap.add_argument("--long", type=int, nargs="+", default=[4096, 16384])
     ap.add_argument("--batch", type=int, default=8, help="batch size of the long-sequence comparison")
     ap.add_argument("--min-run", type=float, default=1.0, help="seconds of timing per cell")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating timing rounds per cell (median)")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(_measure_one(args.one[0], int(args.one[1]), args.device, args.batch)))
         return
     console = Console()
-    console.print(compare_sdpa(args.device, args.sizes, args.min_run))
+    console.print(compare_sdpa(args.device, args.sizes, args.min_run, args.rounds))
     console.print(compare_long(args.device, args.long, args.batch))
 
 
