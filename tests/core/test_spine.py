@@ -55,8 +55,8 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 def _train_args(run: Path) -> list[str]:
-    return ["mas-train", *SMALL, *QUIET, "trainer.max_epochs=3", "trainer.deterministic=true",
-            "data.batch_size=64", f"hydra.run.dir={run}"]
+    return ["mas-train", *SMALL, *QUIET, "trainer.max_epochs=6", "trainer.deterministic=true",
+            "data.batch_size=16", f"hydra.run.dir={run}"]
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
@@ -69,9 +69,12 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
     while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    size = -1
+    while last.exists() and last.stat().st_size != size:  # the first last.ckpt is completely written
+        size = last.stat().st_size
         time.sleep(0.05)
-    time.sleep(0.5)  # into the next epoch
-    os.kill(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, signal.SIGKILL)  # during epoch 1 of 6
     proc.wait()
     assert last.exists() and not (run / "metrics.json").exists(), "the kill landed after the run finished"
 
@@ -80,7 +83,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
     b = json.loads((run / "metrics.json").read_text())
     for key in ("val/acc", "val/loss", "test/acc", "test/loss"):
         assert a[key] == pytest.approx(b[key], abs=1e-6), key
-    assert b["epochs"] == a["epochs"] == 3
+    assert b["epochs"] == a["epochs"] == 6
 
 
 class PoisonAfterFirstEpoch:
