@@ -52,7 +52,8 @@ class SplitDataModule(L.LightningDataModule):
     ``_loader(split, train)`` once; the three Lightning hooks come from here."""
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
-        raise NotImplementedError
+        """The loader of ``split``; every datamodule implements it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _loader(split, train).")
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -124,7 +124,8 @@ class PositionalEncoding(nn.Module):
         return x + emb
 
     def embed(self, pos: Tensor) -> Tensor:
-        raise NotImplementedError
+        """The additive embedding ``(B|1, N, C)`` of ``pos``; additive encodings implement it."""
+        raise NotImplementedError(f"{type(self).__name__} is additive and must implement embed(pos).")
 
     def attn_kwargs(self, pos_q: Tensor, pos_k: Tensor | None = None, prefix: int = 0) -> dict:
         """Keyword arguments for the attention modules of a self-attention stack."""

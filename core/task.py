@@ -117,7 +117,8 @@ class BaseTask(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def shared_step(self, batch: Any, stage: str) -> Tensor:
-        raise NotImplementedError
+        """The loss of one batch; logs ``{stage}/...`` metrics. Every task implements it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement shared_step(batch, stage).")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self.check_finite(self.shared_step(batch, "train"))
