@@ -116,16 +116,17 @@ class PositionalEncoding(nn.Module):
     def add(self, x: Tensor, pos: Tensor, prefix: int = 0) -> Tensor:
         """Add the embedding of ``pos`` to the last ``N`` tokens of ``x`` (``prefix`` tokens such as a
         class token come first and get none)."""
-        if self.kind != "additive":
+        emb = self.embed(pos)  # (B|1, N, C), or None
+        if emb is None:
             return x
-        emb = self.embed(pos).to(x.dtype)  # (B|1, N, C)
+        emb = emb.to(x.dtype)
         if prefix:
             emb = F.pad(emb, (0, 0, prefix, 0))
         return x + emb
 
-    def embed(self, pos: Tensor) -> Tensor:
-        """The additive embedding ``(B|1, N, C)`` of ``pos``; additive encodings implement it."""
-        raise NotImplementedError(f"{type(self).__name__} is additive and must implement embed(pos).")
+    def embed(self, pos: Tensor) -> Tensor | None:
+        """The additive embedding ``(B|1, N, C)`` of ``pos``; ``None`` for encodings that add nothing."""
+        return None
 
     def attn_kwargs(self, pos_q: Tensor, pos_k: Tensor | None = None, prefix: int = 0) -> dict:
         """Keyword arguments for the attention modules of a self-attention stack."""

@@ -8,6 +8,7 @@ the loss; metrics are torchmetrics objects logged as ``train/...``, ``val/...``,
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 import time
@@ -50,7 +51,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-class BaseTask(L.LightningModule):
+class BaseTask(L.LightningModule, abc.ABC):
     """Owns the model, the optimiser/scheduler factories and the run's resolved config.
 
     Args:
@@ -116,9 +117,9 @@ class BaseTask(L.LightningModule):
         sched = self.scheduler_factory(opt, total_steps=max(1, total))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    @abc.abstractmethod
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         """The loss of one batch; logs ``{stage}/...`` metrics. Every task implements it."""
-        raise NotImplementedError(f"{type(self).__name__} must implement shared_step(batch, stage).")
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         return self.check_finite(self.shared_step(batch, "train"))

@@ -12,6 +12,7 @@ checkpoint and ``mas-eval`` / ``mas-predict`` need nothing else. ``setup("predic
 
 from __future__ import annotations
 
+import abc
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,8 +98,9 @@ class _TextDataModule(SplitDataModule):
                           persistent_workers=self.num_workers > 0)
 
 
+    @abc.abstractmethod
     def collate(self, items: list) -> tuple:
-        raise NotImplementedError
+        """A batch from dataset items; each text datamodule implements it."""
 
 
 class TextClassificationDataModule(_TextDataModule):

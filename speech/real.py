@@ -11,6 +11,7 @@ Audio is resampled to the model rate on reading; batches are bucketed by duratio
 
 from __future__ import annotations
 
+import abc
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,8 +96,9 @@ class _FileDataModule(SpeechDataModuleBase):
         super().__init__(**kw)
         self.max_seconds = max_seconds
 
+    @abc.abstractmethod
     def _items(self, split: str) -> list[AudioItem]:
-        raise NotImplementedError
+        """The audio items of ``split``; each file layout implements it."""
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict":
