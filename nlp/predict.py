@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from core.errors import InputError
 from nlp.data import pad_sequences
@@ -60,13 +61,17 @@ def _encode(encoder, texts: list[str], device: str) -> tuple[torch.Tensor, torch
     return tokens.to(device), mask.to(device)
 
 
+def _prepare(module, request: dict, encoder) -> tuple[Any, list[str], tuple[Tensor, Tensor]]:
+    """The model on ``request.device`` in eval mode, the input texts, and their padded ids and mask."""
+    device = str(request.get("device") or "cpu")
+    texts = read_texts(request)
+    return module.model.to(device).eval(), texts, _encode(encoder, texts, device)
+
+
 @torch.no_grad()
 def predict_classes(*, module, datamodule, request: dict, out_dir: str) -> list[dict[str, Any]]:
     """Print the top-k labels with probabilities for each text; returns them too."""
-    device = str(request.get("device") or "cpu")
-    model = module.model.to(device).eval()
-    texts = read_texts(request)
-    tokens, mask = _encode(datamodule.encoder(), texts, device)
+    model, texts, (tokens, mask) = _prepare(module, request, datamodule.encoder())
     prob = model(tokens, mask).float().softmax(-1)
     k = max(1, min(int(request.get("top_k") or 1), prob.shape[-1]))
     results = []
@@ -84,10 +89,7 @@ def predict_translations(*, module, datamodule, request: dict, out_dir: str) -> 
     """Print one translation per input line (beam search by default, ``beam_size=1`` greedy)."""
     from nlp.model import translate
 
-    device = str(request.get("device") or "cpu")
-    model = module.model.to(device).eval()
-    texts = read_texts(request)
-    src, mask = _encode(datamodule.src_encoder(), texts, device)
+    model, texts, (src, mask) = _prepare(module, request, datamodule.src_encoder())
     beam = int(request.get("beam_size") or 1)
     max_len = request.get("max_len") or getattr(module, "max_len", None)
     ids = translate(model, src, mask, beam_size=beam, length_penalty=float(request.get("length_penalty") or 0.0),

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from core.data import input_files
 from core.errors import InputError
 from speech.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
@@ -31,21 +32,7 @@ SILENCE_PEAK = 1e-4
 
 def audio_paths(spec: Any) -> list[Path]:
     """Files named by ``input=`` (a file, a folder of audio files, or a list)."""
-    if spec is None:
-        raise InputError("mas-predict needs input=<audio file, folder or list of files>.")
-    items = spec if isinstance(spec, (list, tuple)) else [spec]
-    paths: list[Path] = []
-    for item in items:
-        p = Path(str(item)).expanduser()
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in AUDIO_SUFFIXES)
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise InputError(f"input file {p} does not exist.")
-    if not paths:
-        raise InputError(f"no audio files (WAV, FLAC, OGG) found in {spec}.")
-    return paths
+    return input_files(spec, AUDIO_SUFFIXES, "audio")
 
 
 def split_chunks(wave: Tensor, sample_rate: int, chunk_seconds: float) -> list[Tensor]:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from core.data import input_files
 from core.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -21,21 +22,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def image_paths(spec: Any) -> list[Path]:
     """Files named by ``input=`` (a file, a directory of images, or a list)."""
-    if spec is None:
-        raise InputError("mas-predict needs input=<image file, directory or list of files>.")
-    items = spec if isinstance(spec, (list, tuple)) else [spec]
-    paths: list[Path] = []
-    for item in items:
-        p = Path(str(item)).expanduser()
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise InputError(f"input file {p} does not exist.")
-    if not paths:
-        raise InputError(f"no image files found in {spec}.")
-    return paths
+    return input_files(spec, IMAGE_SUFFIXES, "image")
 
 
 def read_image(path: Path, channels: int) -> Image.Image:
