@@ -3,12 +3,15 @@
 Part 1 times forward+backward of ``core.attention.MultiHeadAttention`` against the same
 projections wired by hand around ``F.scaled_dot_product_attention`` (identical weights and
 inputs), in the same run, and prints the ratio (target <= 1.05).
+With ``--kernels``, it instead times the SDPA kernel alone (forward+backward, B=16, H=4, head dim 36)
+in fp32 and bf16 at short and medium lengths, and the dtype ``core.attention.kernel_dtype`` picks:
+the evidence for ``CPU_LOWP_FLASH_MIN_KEYS``.
 Part 2 measures time and peak memory of ``LinearAttention`` and full attention (SDPA) at long
 sequence lengths, each in a fresh subprocess (peak RSS above the inputs on CPU,
 ``max_memory_allocated`` on CUDA). On CPU and GPU, SDPA picks a fused flash kernel for full
 attention, whose memory is also linear in N; the quadratic cost shows up in time.
 
-    python bench/attention.py [--device cuda] [--sizes 256 1024 4096] [--long 4096 16384]
+    python bench/attention.py [--device cuda] [--sizes 256 1024 4096] [--long 4096 16384] [--kernels]
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from rich.table import Table
 from torch.utils import benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.attention import LinearAttention, MultiHeadAttention  # noqa: E402
+from core.attention import CPU_LOWP_FLASH_MIN_KEYS, LinearAttention, MultiHeadAttention, kernel_dtype  # noqa: E402
 
 B, H, D = 8, 4, 32
 
@@ -80,6 +83,31 @@ def compare_sdpa(device: str, sizes: list[int], min_run: float, rounds: int = 3)
             t_raw, t_ours = statistics.median(raws), statistics.median(ours_t)
             table.add_row(str(n), str(dtype).replace("torch.", ""), f"{t_ours * 1e3:.2f}", f"{t_raw * 1e3:.2f}",
                           f"{t_ours / t_raw:.3f}")
+    return table
+
+
+def compare_kernels(device: str, lengths: list[int], min_run: float, b: int = 16, h: int = 4, d: int = 36) -> Table:
+    """SDPA forward+backward in fp32 and in bf16, and which one ``kernel_dtype`` runs for bf16 queries."""
+    table = Table(title=f"SDPA kernel, forward+backward, B={b}, H={h}, head dim {d}, {device} "
+                        f"(CPU_LOWP_FLASH_MIN_KEYS = {CPU_LOWP_FLASH_MIN_KEYS})")
+    for col in ("N", "fp32 ms", "bf16 ms", "bf16 / fp32", "kernel for bf16 queries"):
+        table.add_column(col, justify="right")
+    torch.manual_seed(0)
+    for n in lengths:
+        ms = {}
+        for dtype in (torch.float32, torch.bfloat16):
+            q, k, v = (torch.randn(b, h, n, d, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
+            g = torch.randn(b, h, n, d, device=device, dtype=dtype)
+
+            def run(q=q, k=k, v=v, g=g):
+                F.scaled_dot_product_attention(q, k, v).backward(g)
+                if device == "cuda":
+                    torch.cuda.synchronize()
+
+            ms[dtype] = _time(run, min_run) * 1e3
+        picked = kernel_dtype(torch.empty(1, device=device, dtype=torch.bfloat16), n)
+        table.add_row(str(n), f"{ms[torch.float32]:.2f}", f"{ms[torch.bfloat16]:.2f}",
+                      f"{ms[torch.bfloat16] / ms[torch.float32]:.2f}", str(picked).replace("torch.", ""))
     return table
 
 
@@ -136,12 +164,17 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="batch size of the long-sequence comparison")
     ap.add_argument("--min-run", type=float, default=1.0, help="seconds of timing per cell")
     ap.add_argument("--rounds", type=int, default=3, help="alternating timing rounds per cell (median)")
+    ap.add_argument("--kernels", type=int, nargs="*", metavar="N",
+                    help="only time the SDPA kernel in fp32 vs bf16 at these lengths (default 17 64 128 256 384 512 1024)")
     ap.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         print(json.dumps(_measure_one(args.one[0], int(args.one[1]), args.device, args.batch)))
         return
     console = Console()
+    if args.kernels is not None:
+        console.print(compare_kernels(args.device, args.kernels or [17, 64, 128, 256, 384, 512, 1024], args.min_run))
+        return
     console.print(compare_sdpa(args.device, args.sizes, args.min_run, args.rounds))
     console.print(compare_long(args.device, args.long, args.batch))
 

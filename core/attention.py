@@ -35,6 +35,7 @@ __all__ = [
     "LinearAttention",
     "MultiHeadAttention",
     "build_mask",
+    "kernel_dtype",
     "record_attention",
 ]
 
@@ -53,19 +54,34 @@ def build_mask(
 
     Returns ``None`` when there is nothing to mask, so SDPA can take its fastest kernel.
     """
-    mask = None if bias is None else bias.to(dtype)
     neg = torch.finfo(dtype).min
+    parts = [] if bias is None else [bias.to(dtype)]
     if causal:
         keep = torch.ones(nq, nk, dtype=torch.bool, device=device).tril()
-        c = torch.zeros(nq, nk, dtype=dtype, device=device).masked_fill(~keep, neg)[None, None]
-        mask = c if mask is None else mask + c
+        parts.append(torch.zeros(nq, nk, dtype=dtype, device=device).masked_fill(~keep, neg)[None, None])
     if key_padding_mask is not None:
         p = torch.zeros(key_padding_mask.shape, dtype=dtype, device=device)
-        p = p.masked_fill(key_padding_mask, neg)[:, None, None, :]
-        mask = p if mask is None else mask + p
-    if mask is not None:
-        mask = mask.clamp(min=neg)  # sums of two ``neg`` stay finite
-    return mask
+        parts.append(p.masked_fill(key_padding_mask, neg)[:, None, None, :])
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return sum(parts[1:], parts[0]).clamp(min=neg)  # sums of two ``neg`` stay finite
+
+
+# On CPU, PyTorch's bf16/fp16 flash-attention kernel has a large fixed cost: with few keys it is
+# much slower than the fp32 kernel (forward + backward, B=16, H=4, head dim 36: 6.4 ms vs 0.6 ms at
+# 17 keys, 29 vs 8.6 ms at 128, 40 vs 30 ms at 256); the two cross between 384 and 512 keys
+# (depending on head count and size) and bf16 wins beyond (330 vs 410 ms at 1024). Below this many
+# keys, low-precision queries run the fp32 kernel. Measured by ``python bench/attention.py --kernels``.
+CPU_LOWP_FLASH_MIN_KEYS = 384
+
+
+def kernel_dtype(q: Tensor, num_keys: int) -> torch.dtype:
+    """The dtype the SDPA kernel runs in: ``q.dtype``, or fp32 for short bf16/fp16 sequences on CPU."""
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) and num_keys < CPU_LOWP_FLASH_MIN_KEYS:
+        return torch.float32
+    return q.dtype
 
 
 class AttentionBase(nn.Module):
@@ -138,13 +154,31 @@ class MultiHeadAttention(AttentionBase):
             self.last_attn = attn.detach()
             o = F.dropout(attn, drop, self.training) @ v
             return self._merge(o)
+        sdpa = _sdpa_eager if key_padding_mask is not None else _sdpa
+        return self._merge(sdpa(q, k, v, key_padding_mask, causal, bias, drop))
+
+
+def _sdpa(q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None, causal: bool, bias: Tensor | None,
+          drop: float) -> Tensor:
+    """SDPA on ``(B, H, N, Dh)`` heads with the combined mask, in :func:`kernel_dtype`."""
+    nq, nk = q.shape[-2], k.shape[-2]
+    out_dtype, dtype = q.dtype, kernel_dtype(q, nk)
+    # autocast would cast fp32 operands of SDPA back to bf16; the kernel dtype is chosen here
+    with torch.autocast(q.device.type, enabled=False) if dtype != out_dtype else contextlib.nullcontext():
+        q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
         if key_padding_mask is None and bias is None and causal and nq == nk:
             o = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
         else:
             mask = build_mask(nq, nk, key_padding_mask=key_padding_mask, causal=causal, bias=bias,
-                              device=q.device, dtype=q.dtype)
+                              device=q.device, dtype=dtype)
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=drop)
-        return self._merge(o)
+    return o.to(out_dtype)
+
+
+# torch 2.11's inductor fails on SDPA with a padding mask once sequence lengths vary (dynamic
+# shapes: wrong saved-mask strides or "cannot determine truth value of Relational", cf.
+# pytorch/pytorch#165506), so under ``torch.compile`` padded attention runs eagerly between graphs.
+_sdpa_eager = torch.compiler.disable(_sdpa)
 
 
 class AdditiveAttention(AttentionBase):

@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from core.attention import AdditiveAttention, LinearAttention, MultiHeadAttention, record_attention
+from core.attention import (
+    CPU_LOWP_FLASH_MIN_KEYS,
+    AdditiveAttention,
+    LinearAttention,
+    MultiHeadAttention,
+    kernel_dtype,
+    record_attention,
+)
 from core.pe import ALiBi, RoPE, sequence_coords
 
 B, NQ, NK, C, H = 3, 6, 9, 32, 4
@@ -139,3 +146,36 @@ def test_scale_is_inverse_sqrt_head_dim():
         m(x)
     q, k, _ = (m._heads(t) for t in m.qkv(x).chunk(3, dim=-1))
     torch.testing.assert_close(m.last_attn, (q @ k.transpose(-2, -1) / math.sqrt(C // H)).softmax(-1))
+
+
+def test_kernel_dtype_rule():
+    bf16, fp32 = torch.empty(1, dtype=torch.bfloat16), torch.empty(1)
+    short, long = CPU_LOWP_FLASH_MIN_KEYS - 1, CPU_LOWP_FLASH_MIN_KEYS
+    assert kernel_dtype(bf16, short) == torch.float32 and kernel_dtype(bf16, long) == torch.bfloat16
+    assert kernel_dtype(fp32, short) == torch.float32 and kernel_dtype(fp32.half(), short) == torch.float32
+
+
+@pytest.mark.parametrize("n", [17, CPU_LOWP_FLASH_MIN_KEYS + 8])
+def test_bf16_autocast_runs_the_chosen_kernel_dtype(n, monkeypatch):
+    """Under bf16 autocast, short sequences reach SDPA in fp32 (autocast must not cast them back)."""
+    seen = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append((q.dtype, None if kw.get("attn_mask") is None else kw["attn_mask"].dtype))
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    m = MultiHeadAttention(C, H)
+    x = torch.randn(2, n, C)
+    kpm = torch.zeros(2, n, dtype=torch.bool)
+    kpm[1, n // 2:] = True
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x, key_padding_mask=kpm)
+    want = kernel_dtype(torch.empty(1, dtype=torch.bfloat16), n)
+    assert seen == [(want, want)] and y.dtype == torch.bfloat16
+    ref = m(x, key_padding_mask=kpm)  # fp32 end to end
+    torch.testing.assert_close(y.float(), ref, atol=3e-2, rtol=3e-2)
+    y.float().sum().backward()
+    assert m.qkv.weight.grad is not None and torch.isfinite(m.qkv.weight.grad).all()
