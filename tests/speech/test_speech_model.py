@@ -10,7 +10,7 @@ import torchaudio.transforms as T
 
 from core.attention import LinearAttention, MultiHeadAttention, record_attention
 from core.pe import ALiBi, LearnedPE, RoPE, SinusoidalPE
-from speech.model import CTCModel
+from speech.model import ConformerConv, CTCModel
 from speech.text import CharTokenizer
 
 VOCAB = CharTokenizer().vocab
@@ -114,3 +114,15 @@ def test_attention_plot_over_frames(tmp_path):
     assert torch.allclose(attn.sum(-1), torch.ones(19), atol=1e-5)
     png = plot_frame_attention(m, wave, tmp_path / "attn.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_conformer_conv_equals_its_conv1d_form():
+    """The token-layout computation (linear pointwise, (1, K) depthwise conv2d) == the Conv1d modules applied directly."""
+    torch.manual_seed(0)
+    m = ConformerConv(dim=24, kernel_size=7).eval()
+    x = torch.randn(3, 11, 24)
+    pad = torch.zeros(3, 11, dtype=torch.bool)
+    pad[1, 8:] = True
+    y = m.norm(x).masked_fill(pad[..., None], 0.0).transpose(1, 2)  # (B, C, N) for the Conv1d modules
+    y = m.pw2(torch.nn.functional.silu(m.bn(m.dw(torch.nn.functional.glu(m.pw1(y), dim=1)))))
+    torch.testing.assert_close(m(x, pad), x + y.transpose(1, 2), atol=1e-5, rtol=1e-5)

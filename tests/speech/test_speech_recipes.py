@@ -89,3 +89,11 @@ def test_spoken_digits_bar(out_dir):
     print(json.dumps({k: rec[k] for k in ("test/wer", "test/cer", "train_seconds", "epochs")}))
     assert rec["test/wer"] <= 0.03, rec
     assert rec["train_seconds"] < 600, rec
+
+
+@pytest.mark.slow
+def test_compile_with_varying_lengths(out_dir):
+    """compile=true on padded batches of changing length (dynamic shapes; ~1-2 min on this CPU)."""
+    rec = train_cfg(["experiment=speech/spoken_digits", "compile=true", "trainer.max_epochs=1", *TINY_DATA,
+                     *TINY_MODEL, "model.conv_kernel=15"], out_dir)
+    assert 0.0 <= rec["test/wer"] and 0.0 <= rec["test/cer"]
