@@ -19,17 +19,22 @@ def tone(seconds: float, sr: int, freq: float = 440.0, channels: int = 1, seed: 
     return x if channels == 1 else np.stack([x] * channels, axis=1)
 
 
-def write_librispeech(root: Path, subsets=("train-clean-100", "dev-clean", "test-clean"), sr: int = 16000) -> Path:
-    """``root/LibriSpeech/<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` plus ``.trans.txt``."""
+def write_librispeech(root: Path, subsets=("train-clean-100", "dev-clean", "test-clean"), sr: int = 16000,
+                      utterances: int = 3, seconds: tuple[float, float] = (0.4, 0.8)) -> Path:
+    """``root/LibriSpeech/<subset>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` plus ``.trans.txt``.
+
+    Two speakers per subset, ``utterances`` each, durations spread evenly over ``seconds``.
+    """
     for k, subset in enumerate(subsets):
         for spk in (19 + k, 27 + k):
             chap = 100 + spk
             d = root / "LibriSpeech" / subset / str(spk) / str(chap)
             d.mkdir(parents=True, exist_ok=True)
             lines = []
-            for u, text in enumerate(TEXTS[:3]):
-                uid = f"{spk}-{chap}-{u:04d}"
-                sf.write(d / f"{uid}.flac", tone(0.4 + 0.2 * u, sr, 200 + 50 * u, seed=u), sr)
+            for u in range(utterances):
+                uid, text = f"{spk}-{chap}-{u:04d}", TEXTS[u % len(TEXTS)]
+                dur = seconds[0] + (seconds[1] - seconds[0]) * u / max(utterances - 1, 1)
+                sf.write(d / f"{uid}.flac", tone(dur, sr, 200 + 50 * (u % 8), seed=u), sr)
                 lines.append(f"{uid} {text}")
             (d / f"{spk}-{chap}.trans.txt").write_text("\n".join(lines) + "\n")
     return root
