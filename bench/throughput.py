@@ -74,35 +74,58 @@ def matmul_gflops(device: str, dtype: torch.dtype, n: int = 2048) -> float:
     return 2 * n**3 / t / 1e9
 
 
+# Ops whose cost bf16 can cut (matrix products, convolutions, attention kernels); the rest of a step
+# (elementwise, norms, dropout RNG, optimizer, casts) costs the same or more in bf16 on a CPU.
+DENSE_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
+             "aten::convolution_backward", "aten::_scaled_dot_product_flash_attention_for_cpu",
+             "aten::_scaled_dot_product_flash_attention_for_cpu_backward")
+
+
 class StepTimer(L.Callback):
-    """Per-step wall times after ``warmup`` steps; FLOPs of one step counted with FlopCounterMode."""
+    """Per-step wall times after ``warmup`` steps.
+
+    The first step is counted with ``FlopCounterMode`` and the last warm-up step (CPU) is profiled
+    for the share of time spent in :data:`DENSE_OPS`; neither is timed.
+    """
 
     def __init__(self, warmup: int, device: str) -> None:
-        self.warmup, self.device = warmup, device
+        self.warmup, self.device = max(warmup, 2), device
         self.times: list[float] = []
         self.samples: list[int] = []
         self.flops = 0
+        self.dense_share: float | None = None
+        self._step = 0
         self._counter: FlopCounterMode | None = None
+        self._prof: torch.profiler.profile | None = None
 
     def _sync(self) -> None:
         if self.device == "cuda":
             torch.cuda.synchronize()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx == 0 and self.flops == 0:
+        if self._step == 0:
             self._counter = FlopCounterMode(display=False)
             self._counter.__enter__()
+        elif self._step == self.warmup - 1 and self.device == "cpu":
+            self._prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            self._prof.__enter__()
         self._sync()
         self._t0 = time.perf_counter()
         self._seen = pl_module.samples_seen
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self._sync()
+        self._step += 1
         if self._counter is not None:
             self._counter.__exit__(None, None, None)
             self.flops, self._counter = self._counter.get_total_flops(), None
-            return  # the counted step is not timed
-        if batch_idx >= self.warmup:
+        elif self._prof is not None:
+            self._prof.__exit__(None, None, None)
+            ops = self._prof.key_averages()
+            total = sum(e.self_cpu_time_total for e in ops)
+            self.dense_share = sum(e.self_cpu_time_total for e in ops if e.key in DENSE_OPS) / max(total, 1)
+            self._prof = None
+        elif self._step > self.warmup:
             self.times.append(time.perf_counter() - self._t0)
             self.samples.append(pl_module.samples_seen - self._seen)
 
@@ -124,14 +147,23 @@ def measure(recipe: str, precision: str, args, cache: str, overrides: list[str])
     L.seed_everything(0, verbose=False)
     dm, module = build(cfg)
     timer = StepTimer(args.warmup, args.device)
-    trainer = L.Trainer(accelerator=args.device, devices=1, precision=precision, max_steps=args.warmup + args.steps + 1,
+    trainer = L.Trainer(accelerator=args.device, devices=1, precision=precision, max_steps=max(args.warmup, 2) + args.steps,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[timer], num_sanity_val_steps=0,
                         gradient_clip_val=cfg.trainer.get("gradient_clip_val"))
     trainer.fit(module, datamodule=dm)
     step = statistics.median(timer.times)
     per_step = statistics.mean(timer.samples)
-    return {"samples_per_s": per_step / step, "gflops": timer.flops / step / 1e9, "step_ms": step * 1e3}
+    return {"samples_per_s": per_step / step, "gflops": timer.flops / step / 1e9, "step_ms": step * 1e3,
+            "dense_share": timer.dense_share}
+
+
+def dense_columns(share: float | None, speedup: float) -> tuple[str, str]:
+    """fp32 share of step time in dense ops, and Amdahl's bound on bf16 / fp32 if bf16 sped only
+    those up, by the large-matmul ratio ``speedup``: ``1 / ((1 - share) + share / speedup)``."""
+    if share is None:
+        return "-", "-"
+    return f"{share:.0%}", f"{1 / ((1 - share) + share / speedup):.2f}x"
 
 
 def main() -> None:
@@ -149,8 +181,10 @@ def main() -> None:
     threads = torch.get_num_threads() if args.device == "cpu" else "-"
     table = Table(title=f"training throughput ({args.device}, {threads} threads, {args.steps} timed steps per cell)")
     table.add_column("recipe", no_wrap=True)
-    for col in ("fp32 samples/s", "bf16 samples/s", "bf16 / fp32", "fp32 GFLOP/s (MFU)", "bf16 GFLOP/s (MFU)"):
+    for col in ("fp32 samples/s", "bf16 samples/s", "bf16 / fp32", "fp32 GFLOP/s (MFU)", "bf16 GFLOP/s (MFU)",
+                "fp32 time in dense ops", "bf16 / fp32 bound"):
         table.add_column(col, justify="right")
+    speedup = peak["bf16-mixed"] / peak["32-true"]
     for recipe in args.recipes:
         with tempfile.TemporaryDirectory(prefix="mas-bench-data-") as data:
             overrides = fabricate(recipe, Path(data)) if recipe in AT_SCALE else []
@@ -160,9 +194,12 @@ def main() -> None:
                       f"{f['samples_per_s']:.3g}", f"{b['samples_per_s']:.3g}",
                       f"{b['samples_per_s'] / f['samples_per_s']:.2f}x",
                       f"{f['gflops']:.1f} ({f['gflops'] / peak['32-true']:.1%})",
-                      f"{b['gflops']:.1f} ({b['gflops'] / peak['bf16-mixed']:.1%})")
+                      f"{b['gflops']:.1f} ({b['gflops'] / peak['bf16-mixed']:.1%})",
+                      *dense_columns(f["dense_share"], speedup))
         console.print(f"done: {recipe}")
     console.print(table)
+    console.print(f"dense ops: {', '.join(DENSE_OPS)}; the bound assumes they run {speedup:.1f}x faster in bf16 "
+                  "(the 2048^3 matmul ratio) and everything else costs the same.")
 
 
 if __name__ == "__main__":
