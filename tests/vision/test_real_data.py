@@ -84,3 +84,14 @@ def test_pet_recipe_fast_dev_run(tmp_path, out_dir):
     rec = train_cfg(["experiment=vision/pet_seg", f"data.root={tmp_path}", "data.img_size=32", "model.patch_size=8",
                      *FAST, *TINY], out_dir)
     assert 0 <= rec["test/miou"] <= 1
+
+
+def test_randaugment_strongest_posterize_runs():
+    """The recipes' policy (rand-m9-mstd0.5-inc1) reaches magnitude 10, where timm posterizes to 0 bits."""
+    from PIL import Image
+    from timm.data.auto_augment import AugmentOp
+
+    img = Image.new("RGB", (8, 8), (200, 100, 50))
+    out = AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=10)(img)
+    assert out.getpixel((0, 0)) == (0, 0, 0)  # no bits kept
+    assert AugmentOp("PosterizeIncreasing", prob=1.0, magnitude=5)(img).getpixel((0, 0)) == (192, 64, 0)  # 2 bits: x & 0b11000000
