@@ -86,3 +86,11 @@ def test_translation_learns(out_dir):
                      "trainer.max_epochs=40", "data.batch_size=16", "module.optimizer.lr=2e-3",
                      "module.num_alignment_plots=0"], out_dir)
     assert rec["test/chrf"] > 60, rec
+
+
+@pytest.mark.slow
+def test_translation_compiles_with_varying_lengths(out_dir):
+    """compile=true on padded encoder/decoder batches whose lengths change from batch to batch."""
+    rec = train_cfg(["experiment=nlp/numbers_de", "compile=true", "trainer.max_epochs=1", "trainer.limit_train_batches=6",
+                     "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", *TINY_MT], out_dir)
+    assert 0.0 <= rec["test/chrf"] <= 100.0
