@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.dropout import Dropout
 from core.pe import Rotation
 
 __all__ = [
@@ -103,7 +104,7 @@ class AttentionBase(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)  # one matmul for self-attention (timm layout)
         self.attn_drop = attn_drop
         self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
+        self.proj_drop = Dropout(proj_drop)
         self.record = False
         self.last_attn: Tensor | None = None
 

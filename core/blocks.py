@@ -19,6 +19,7 @@ from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
 from core.attention import AttentionBase, MultiHeadAttention
+from core.dropout import Dropout
 from core.pe import NoPE, PositionalEncoding
 
 AttnFactory = Callable[..., AttentionBase]
@@ -45,7 +46,7 @@ class EncoderLayer(nn.Module):
         self.attn = attn(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+        self.mlp = mlp(dim, mlp_ratio, drop)
 
     def forward(self, x: Tensor, *, key_padding_mask: Tensor | None = None, causal: bool = False,
                 **attn_kwargs) -> Tensor:
@@ -69,7 +70,7 @@ class DecoderLayer(nn.Module):
                                                  proj_drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+        self.mlp = mlp(dim, mlp_ratio, drop)
 
     def forward(self, x: Tensor, memory: Tensor, *, key_padding_mask: Tensor | None = None,
                 memory_padding_mask: Tensor | None = None, **attn_kwargs) -> Tensor:
@@ -77,6 +78,13 @@ class DecoderLayer(nn.Module):
                                          **attn_kwargs))
         x = x + self.drop_path(self.cross_attn(self.norm_x(x), memory, key_padding_mask=memory_padding_mask))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def mlp(dim: int, mlp_ratio: float, drop: float) -> Mlp:
+    """timm's ``Mlp`` (``fc1``, ``act``, ``fc2``) with :class:`core.dropout.Dropout` layers."""
+    m = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU, drop=drop)
+    m.drop1, m.drop2 = Dropout(drop), Dropout(drop)
+    return m
 
 
 def _drop_paths(drop_path: float, depth: int) -> list[float]:

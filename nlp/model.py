@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from core.attention import MultiHeadAttention
 from core.blocks import TransformerDecoder, TransformerEncoder
+from core.dropout import Dropout
 from core.pe import sequence_coords
 from nlp.decode import beam_search, greedy_search
 from nlp.tokenizers import BOS, EOS, PAD
@@ -107,7 +108,7 @@ class BagOfTokens(nn.Module):
         super().__init__()
         self.num_classes, self.max_len = num_classes, max_len
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
-        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(drop),
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), Dropout(drop),
                                  nn.Linear(hidden, num_classes))
         _init(self)
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from core.attention import MultiHeadAttention
 from core.blocks import TransformerEncoder
+from core.dropout import Dropout
 
 __all__ = ["ConformerConv", "ConvSubsampling", "CTCModel", "LogMel"]
 
@@ -87,7 +88,7 @@ class ConformerConv(nn.Module):
         self.dw = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.bn = nn.GroupNorm(1, dim)  # batch-size independent (works with bucketed batches)
         self.pw2 = nn.Conv1d(dim, dim, 1)
-        self.drop = nn.Dropout(drop)
+        self.drop = Dropout(drop)
 
     def forward(self, x: Tensor, pad: Tensor | None) -> Tensor:
         F = nn.functional
