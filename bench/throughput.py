@@ -84,12 +84,12 @@ DENSE_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkl
 class StepTimer(L.Callback):
     """Per-step wall times after ``warmup`` steps.
 
-    The first step is counted with ``FlopCounterMode`` and the last warm-up step (CPU) is profiled
-    for the share of time spent in :data:`DENSE_OPS`; neither is timed.
+    The first step is counted with ``FlopCounterMode`` and, with ``profile`` (CPU only), the last
+    warm-up step is profiled for the share of time spent in :data:`DENSE_OPS`; neither is timed.
     """
 
-    def __init__(self, warmup: int, device: str) -> None:
-        self.warmup, self.device = max(warmup, 2), device
+    def __init__(self, warmup: int, device: str, profile: bool) -> None:
+        self.warmup, self.device, self.profile = warmup, device, profile and device == "cpu"
         self.times: list[float] = []
         self.samples: list[int] = []
         self.flops = 0
@@ -106,7 +106,7 @@ class StepTimer(L.Callback):
         if self._step == 0:
             self._counter = FlopCounterMode(display=False)
             self._counter.__enter__()
-        elif self._step == self.warmup - 1 and self.device == "cpu":
+        elif self._step == self.warmup - 1 and self.profile:
             self._prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
             self._prof.__enter__()
         self._sync()
@@ -146,8 +146,9 @@ def measure(recipe: str, precision: str, args, cache: str, overrides: list[str])
     HydraConfig.instance().set_config(cfg)
     L.seed_everything(0, verbose=False)
     dm, module = build(cfg)
-    timer = StepTimer(args.warmup, args.device)
-    trainer = L.Trainer(accelerator=args.device, devices=1, precision=precision, max_steps=max(args.warmup, 2) + args.steps,
+    warmup = max(args.warmup, 2)  # step 0 counts FLOPs, the last warm-up step is profiled
+    timer = StepTimer(warmup, args.device, profile=precision == "32-true")
+    trainer = L.Trainer(accelerator=args.device, devices=1, precision=precision, max_steps=warmup + args.steps,
                         limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, callbacks=[timer], num_sanity_val_steps=0,
                         gradient_clip_val=cfg.trainer.get("gradient_clip_val"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 import torchaudio.transforms as T
 from torch import Tensor, nn
 
@@ -68,8 +69,7 @@ class ConvSubsampling(nn.Module):
         return (n + 3) // 4  # two rounds of (n - 1) // 2 + 1
 
     def forward(self, feats: Tensor) -> Tensor:
-        # channels-last: oneDNN's fastest conv layout on CPU (1.2x fp32, 1.3x bf16 here); the same on GPU
-        x = self.conv(feats.unsqueeze(1).contiguous(memory_format=torch.channels_last))  # (B, C, T/4, M/4)
+        x = self.conv(feats.unsqueeze(1))  # (B, C, T/4, M/4)
         return self.proj(x.permute(0, 2, 1, 3).flatten(2))  # (B, T/4, dim)
 
 
@@ -91,7 +91,6 @@ class ConformerConv(nn.Module):
         self.drop = Dropout(drop)
 
     def forward(self, x: Tensor, pad: Tensor | None) -> Tensor:
-        F = nn.functional
         y = self.norm(x)
         if pad is not None:
             y = y.masked_fill(pad[..., None], 0.0)
