@@ -1,10 +1,10 @@
 """Attention benchmark: our modules against raw SDPA, and linear vs full attention memory.
 
-Part 1 times forward+backward of ``core.attention.MultiHeadAttention`` against the same
+Part 1 times forward+backward of ``core.nn.attention.MultiHeadAttention`` against the same
 projections wired by hand around ``F.scaled_dot_product_attention`` (identical weights and
 inputs), in the same run, and prints the ratio (target <= 1.05).
 With ``--kernels``, it instead times the SDPA kernel alone (forward+backward, B=16, H=4, head dim 36)
-in fp32 and bf16 at short and medium lengths, and the dtype ``core.attention.kernel_dtype`` picks:
+in fp32 and bf16 at short and medium lengths, and the dtype ``core.nn.attention.kernel_dtype`` picks:
 the evidence for ``CPU_LOWP_FLASH_MIN_KEYS``.
 Part 2 measures time and peak memory of ``LinearAttention`` and full attention (SDPA) at long
 sequence lengths, each in a fresh subprocess (peak RSS above the inputs on CPU,
@@ -31,7 +31,7 @@ from rich.table import Table
 from torch.utils import benchmark
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.attention import CPU_LOWP_FLASH_MIN_KEYS, LinearAttention, MultiHeadAttention, kernel_dtype  # noqa: E402
+from core.nn.attention import CPU_LOWP_FLASH_MIN_KEYS, LinearAttention, MultiHeadAttention, kernel_dtype  # noqa: E402
 
 B, H, D = 8, 4, 32
 

@@ -135,8 +135,8 @@ def measure(recipe: str, precision: str, args, cache: str, overrides: list[str])
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    import core.cli  # noqa: F401 - resolvers
-    from core.run import build
+    import core.train.cli  # noqa: F401 - resolvers
+    from core.train.run import build
 
     GlobalHydra.instance().clear()
     out = tempfile.mkdtemp(prefix="mas-bench-")

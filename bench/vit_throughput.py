@@ -9,7 +9,7 @@ hits both alike, and prints steps/s, the ratio ours/timm, and the achieved GFLOP
 matrix product timed in the same run (its GFLOP/s is the practical peak of this device).
 
 Model FLOPs per step are counted analytically (multiply-adds x 2; backward = 2 x forward).
-No Hydra, no Lightning: only torch, timm and ``vision.model``.
+No Hydra, no Lightning: only torch, timm and ``vision.models``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.pe import LearnedPE  # noqa: E402
-from vision.model import ViT  # noqa: E402
+from core.nn.pe import LearnedPE  # noqa: E402
+from vision.models import ViT  # noqa: E402
 
 
 def vit_flops(*, img: int, patch: int, in_chans: int, dim: int, depth: int, mlp_ratio: float, num_classes: int,

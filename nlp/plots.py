@@ -8,17 +8,15 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from core.attention import record_attention
+from core.nn.attention import record_attention
 from nlp.tokenizers import BOS, EOS, PAD, SPECIALS
 
-__all__ = ["cross_attention", "save_alignments"]
+__all__ = ["cross_attention", "pieces", "save_alignments"]
 
 
-def _pieces(tokenizer, ids: list[int]) -> list[str]:
+def pieces(tokenizer, ids: list[int]) -> list[str]:
     """Display strings of single tokens (characters or SentencePiece pieces)."""
-    if hasattr(tokenizer, "itos"):
-        return ["\u2423" if tokenizer.itos[i] == " " else tokenizer.itos[i] for i in ids]
-    return [tokenizer.sp.id_to_piece(int(i)) for i in ids]
+    return [tokenizer.piece(i) for i in ids]
 
 
 @torch.no_grad()
@@ -40,7 +38,7 @@ def save_alignments(model: nn.Module, tokenizer, sources: list[str], encoder, ou
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nlp.model import translate
+    from nlp.models import translate
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -56,8 +54,8 @@ def save_alignments(model: nn.Module, tokenizer, sources: list[str], encoder, ou
             out = out[: out.index(EOS) + 1]
         tgt_in = torch.tensor([[BOS, *out[:-1]]] if out else [[BOS]], device=device)
         attn = cross_attention(model, src, tgt_in)[0].float().cpu()  # (T, S)
-        ys = _pieces(tokenizer, out) if out else [SPECIALS[EOS]]
-        xs = _pieces(tokenizer, src_ids.tolist())
+        ys = pieces(tokenizer, out) if out else [SPECIALS[EOS]]
+        xs = pieces(tokenizer, src_ids.tolist())
         fig, ax = plt.subplots(figsize=(max(4, 0.22 * len(xs) + 2), max(3, 0.22 * len(ys) + 2)))
         ax.imshow(attn[: len(ys)].numpy(), cmap="viridis", aspect="auto", vmin=0)
         ax.set_xticks(range(len(xs)), xs, fontsize=7, rotation=90)

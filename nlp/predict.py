@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.errors import InputError
-from nlp.data import pad_sequences
+from core.train.errors import InputError
+from nlp.data.modules import pad_sequences
 from nlp.tokenizers import UNK
 
 __all__ = ["predict_classes", "predict_translations", "read_texts"]
@@ -87,7 +87,7 @@ def predict_classes(*, module, datamodule, request: dict, out_dir: str) -> list[
 @torch.no_grad()
 def predict_translations(*, module, datamodule, request: dict, out_dir: str) -> list[dict[str, Any]]:
     """Print one translation per input line (beam search by default, ``beam_size=1`` greedy)."""
-    from nlp.model import translate
+    from nlp.models import translate
 
     model, texts, (src, mask) = _prepare(module, request, datamodule.src_encoder())
     beam = int(request.get("beam_size") or 1)

@@ -1,7 +1,7 @@
-"""Tokenizers that travel inside checkpoints: characters (embedded corpora), SentencePiece (real text).
+"""Text tokenizers that travel inside checkpoints: characters (embedded corpora), SentencePiece (real text).
 
-Both share ids ``0 <pad>``, ``1 <unk>``, ``2 <s>``, ``3 </s>`` and the methods ``encode(text) -> list[int]``,
-``decode(ids) -> str``, ``state_dict()`` and ``from_state(state)`` (used by the datamodules'
+Both follow :class:`core.train.protocols.Tokenizer` and share ids ``0 <pad>``, ``1 <unk>``, ``2 <s>``,
+``3 </s>``; :func:`tokenizer_from_state` rebuilds either from its ``state_dict()`` (the datamodules'
 ``state_dict``/``load_state_dict``, which Lightning stores in the checkpoint).
 """
 
@@ -12,49 +12,13 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from core.train.tokenizers import TEXT_SPECIALS, CharTokenizer
+
 __all__ = ["BOS", "EOS", "PAD", "SPECIALS", "UNK", "CharTokenizer", "SentencePieceTokenizer",
            "Tokenizer", "tokenizer_from_state"]
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
-
-
-class CharTokenizer:
-    """One token per character; characters unseen when the vocabulary was built map to ``<unk>``."""
-
-    kind = "char"
-
-    def __init__(self, chars: Iterable[str]) -> None:
-        self.itos = list(SPECIALS) + sorted(set(chars) - set(SPECIALS))
-        self.stoi = {c: i for i, c in enumerate(self.itos)}
-
-    @classmethod
-    def fit(cls, texts: Iterable[str]) -> CharTokenizer:
-        chars: set[str] = set()
-        for t in texts:
-            chars.update(t)
-        return cls(chars)
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.itos)
-
-    def encode(self, text: str) -> list[int]:
-        return [self.stoi.get(c, UNK) for c in text]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        out = []
-        for i in ids:
-            i = int(i)
-            if i == EOS:
-                break
-            if i in (PAD, BOS):
-                continue
-            out.append("\ufffd" if i == UNK else self.itos[i])
-        return "".join(out)
-
-    def state_dict(self) -> dict:
-        return {"kind": self.kind, "chars": "".join(self.itos[len(SPECIALS):])}
+SPECIALS = list(TEXT_SPECIALS)
+PAD, UNK, BOS, EOS = range(len(SPECIALS))
 
 
 class SentencePieceTokenizer:
@@ -107,6 +71,9 @@ class SentencePieceTokenizer:
             ids = ids[: ids.index(EOS)]
         return self.sp.decode([i for i in ids if i not in (PAD, BOS)])
 
+    def piece(self, i: int) -> str:
+        return self.sp.id_to_piece(int(i))
+
     def state_dict(self) -> dict:
         # a uint8 tensor: checkpoints are read with torch.load(weights_only=True)
         return {"kind": self.kind, "proto": torch.frombuffer(bytearray(self.proto), dtype=torch.uint8).clone()}
@@ -118,7 +85,7 @@ Tokenizer = CharTokenizer | SentencePieceTokenizer
 def tokenizer_from_state(state: dict) -> Tokenizer:
     """Rebuild a tokenizer from its ``state_dict()``."""
     if state["kind"] == "char":
-        return CharTokenizer(state["chars"])
+        return CharTokenizer.from_state(state)
     if state["kind"] == "sentencepiece":
         return SentencePieceTokenizer(bytes(state["proto"].numpy().tobytes()))
     raise ValueError(f"unknown tokenizer kind {state['kind']!r}.")

@@ -1,8 +1,15 @@
-"""Speech recognition on ``core``: CTC over characters with any attention and any 1-D PE.
+"""Speech on ``core``: CTC speech recognition and spoken-command classification.
 
-Modules: :mod:`speech.espeak` (eSpeak NG via ctypes), :mod:`speech.synth` (the embedded spoken-digits
-set), :mod:`speech.data` (batches, bucketing, digits datamodule), :mod:`speech.real` (LibriSpeech and
-JSONL manifests), :mod:`speech.audio` (soundfile I/O), :mod:`speech.model` (front end + encoder + CTC
-head), :mod:`speech.decode` (greedy / beam), :mod:`speech.module` (Lightning task, WER/CER),
-:mod:`speech.predict` (``mas-predict``).
+Modules follow the domain vocabulary: :mod:`speech.models` (front end, Conformer encoder, heads),
+:mod:`speech.tasks` (Lightning tasks), :mod:`speech.data` (eSpeak NG synthesis, embedded sets, real
+corpora, batching, audio I/O), :mod:`speech.decode` (CTC greedy / beam), :mod:`speech.predict`
+(``mas-predict``), :mod:`speech.plots`.
 """
+
+#: where classes named by older checkpoints live now (see core.train.checkpoints)
+MOVED = {
+    "speech.model": "speech.models",
+    "speech.module": "speech.tasks",
+    "speech.data.SpokenDigitsDataModule": "speech.data.digits.SpokenDigitsDataModule",
+    "speech.real": "speech.data.files",
+}

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from core.attention import record_attention
+from core.nn.attention import record_attention
 
 __all__ = ["frame_attention", "plot_frame_attention"]
 

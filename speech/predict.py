@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.data import input_files
-from core.errors import InputError
-from speech.audio import AUDIO_SUFFIXES, read_audio
+from core.train.data import input_files
+from core.train.errors import InputError
+from speech.data.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
 
 __all__ = ["audio_paths", "split_at_pauses", "split_chunks", "transcribe_files", "transcribe_wave"]

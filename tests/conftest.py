@@ -23,7 +23,7 @@ def compose_cfg(overrides: list[str] | tuple[str, ...] = (), out_dir: str | Path
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 
-    import core.cli  # noqa: F401 - registers the resolvers
+    import core.train.cli  # noqa: F401 - registers the resolvers
 
     GlobalHydra.instance().clear()
     extra = [] if out_dir is None else [f"hydra.runtime.output_dir={out_dir}", f"hydra.run.dir={out_dir}"]
@@ -38,7 +38,7 @@ QUIET = ["callbacks.progress_bar=null", "callbacks.lr_monitor=null", "callbacks.
 
 def train_cfg(overrides, out_dir):
     """Compose and train in-process; returns the metrics record (``metrics.json`` is written too)."""
-    from core.run import train
+    from core.train.run import train
 
     cfg = compose_cfg(list(QUIET) + list(overrides), out_dir)
     return train(cfg, out_dir)

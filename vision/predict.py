@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core.data import input_files
-from core.errors import InputError
+from core.train.data import input_files
+from core.train.errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -76,7 +76,7 @@ def predict_masks(*, module, datamodule, request: dict, out_dir: str) -> list[di
     ``<name>_overlay.png`` (colour overlay) at the image's own size into ``out_dir`` (or ``request['out_dir']``)."""
     import torch.nn.functional as F
 
-    from vision.overlay import save_mask, save_overlay
+    from vision.plots import save_mask, save_overlay
 
     model = module.model
     channels = model.patch_embed.proj.in_channels

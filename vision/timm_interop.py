@@ -1,4 +1,4 @@
-"""Convert weights between timm's ``VisionTransformer`` and our :class:`vision.model.ViT`.
+"""Convert weights between timm's ``VisionTransformer`` and our :class:`vision.models.ViT`.
 
 The block parameters already share timm's names (``norm1``, ``attn.qkv``, ``attn.proj``, ``norm2``,
 ``mlp.fc1``, ``mlp.fc2``); only their prefix differs (``blocks.*`` in timm, ``encoder.blocks.*`` here),
@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from core.pe import grid_coords
+from core.nn.pe import grid_coords
 
 __all__ = ["from_timm_state_dict", "load_timm_checkpoint", "to_timm_state_dict"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from core.attention import (
+from core.nn.attention import (
     CPU_LOWP_FLASH_MIN_KEYS,
     AdditiveAttention,
     LinearAttention,
@@ -14,7 +14,7 @@ from core.attention import (
     kernel_dtype,
     record_attention,
 )
-from core.pe import ALiBi, RoPE, sequence_coords
+from core.nn.pe import ALiBi, RoPE, sequence_coords
 
 B, NQ, NK, C, H = 3, 6, 9, 32, 4
 

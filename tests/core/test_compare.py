@@ -5,8 +5,8 @@ import json
 from pathlib import Path
 
 from conftest import run_cli
-from core.compare import Cell, expand_grid, launch_commands, pending
-from core.report import build_report, collect, pivot
+from core.report.compare import Cell, expand_grid, launch_commands, pending
+from core.report.report import build_report, collect, pivot
 
 
 def _fake(root: Path, cell: Cell, value: float, metric: str = "acc", mode: str = "max") -> None:

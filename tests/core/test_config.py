@@ -6,7 +6,7 @@ import pytest
 from hydra.utils import instantiate
 
 from conftest import CONF_DIR, compose_cfg, run_cli, train_cfg
-from core.errors import ConfigError
+from core.train.errors import ConfigError
 
 RECIPES = sorted(str(p.relative_to(CONF_DIR / "experiment").with_suffix(""))
                  for p in (CONF_DIR / "experiment").rglob("*.yaml"))

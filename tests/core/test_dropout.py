@@ -1,10 +1,10 @@
-"""core.dropout.Dropout: the keep rate, the scaling and the gradient of inverted dropout."""
+"""core.nn.dropout.Dropout: the keep rate, the scaling and the gradient of inverted dropout."""
 
 import pytest
 import torch
 from torch import nn
 
-from core.dropout import Dropout, keep_mask
+from core.nn.dropout import Dropout, keep_mask
 
 
 def test_keep_mask_rate_and_lanes():

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from conftest import compose_cfg, train_cfg
-from core.errors import ConfigError
-from core.finetune import layer_decay_groups, load_pretrained
-from core.run import build
+from core.train.errors import ConfigError
+from core.train.finetune import FreezeEncoder, load_pretrained
+from core.train.optim import param_groups
+from core.train.run import build
 
 SMALL = ["model.dim=32", "model.depth=2", "model.num_heads=2", "model.mlp_ratio=1.0", "pe=learned"]
 
@@ -57,14 +58,40 @@ def test_freeze_encoder_then_layer_decay(source_ckpt, tmp_path):
     torch.testing.assert_close(after[key], src[key])  # frozen for the one epoch
     assert not torch.equal(after["model.head.weight"][:10], src["model.head.weight"])  # the head trained
 
-    model = _model([], tmp_path)
-    groups = layer_decay_groups(model, weight_decay=0.05, layer_decay=0.5)
+    model = _model([], tmp_path)  # depth 2: stem, block 0, block 1 (+ final norm), head (BEiT / timm rule)
+    groups = param_groups(model, weight_decay=0.05, layer_decay=0.5)
     scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
-    assert scale[id(model.encoder.blocks[1].mlp.fc1.weight)] == 1.0
-    assert scale[id(model.encoder.blocks[0].mlp.fc1.weight)] == 0.5
-    assert scale[id(model.patch_embed.proj.weight)] == 0.25
+    decay = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
     assert scale[id(model.head.weight)] == 1.0
+    assert scale[id(model.encoder.blocks[1].mlp.fc1.weight)] == scale[id(model.encoder.norm.weight)] == 0.5
+    assert scale[id(model.encoder.blocks[0].mlp.fc1.weight)] == 0.25
+    assert scale[id(model.patch_embed.proj.weight)] == scale[id(model.cls_token)] == 0.125
+    assert scale[id(model.encoder.pe.table)] == 0.125
+    assert decay[id(model.encoder.pe.table)] == decay[id(model.cls_token)] == decay[id(model.head.bias)] == 0.0
+    assert decay[id(model.encoder.blocks[0].attn.qkv.weight)] == 0.05
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+
+
+def test_conformer_convolutions_decay_and_freeze_with_their_block(tmp_path):
+    """Each Conformer convolution module lives in its encoder layer: same LR scale, frozen together."""
+    cfg = compose_cfg(["experiment=speech/spoken_digits", "model.depth=3", "model.dim=32", "model.num_heads=2",
+                       "model.subsample_channels=4", "data.num_utterances={train:0,val:0,test:0}"], tmp_path)
+    model = build(cfg, setup_stage="predict")[1].model
+    groups = param_groups(model, weight_decay=0.01, layer_decay=0.5)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    for i, blk in enumerate(model.encoder.blocks):
+        want = 0.5 ** (3 - i)  # block i is group i + 1 of 5 (stem, 3 blocks, head)
+        assert {scale[id(p)] for p in blk.parameters()} == {want}, i
+        assert {scale[id(p)] for p in blk.conv.parameters()} == {want}, i
+    assert {scale[id(p)] for p in model.subsampling.parameters()} == {0.5 ** 4}
+    assert scale[id(model.head.weight)] == 1.0
+
+    class _Trainer:
+        current_epoch = 0
+
+    FreezeEncoder(1).on_train_epoch_start(_Trainer(), type("M", (), {"model": model})())
+    assert not any(p.requires_grad for blk in model.encoder.blocks for p in blk.conv.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
 
 
 LIMITS = ["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2",

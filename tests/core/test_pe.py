@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from core.attention import MultiHeadAttention
-from core.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE, alibi_slopes, grid_coords, sequence_coords, sincos
+from core.nn.attention import MultiHeadAttention
+from core.nn.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE, alibi_slopes, grid_coords, sequence_coords, sincos
 
 
 def test_sinusoidal_1d_closed_form():

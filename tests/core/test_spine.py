@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from conftest import QUIET, run_cli, train_cfg
-from core.errors import InputError
-from core.task import NonFiniteLossError
+from core.train.errors import InputError
+from core.train.tasks import NonFiniteLossError
 
 SMALL = ["model.dim=32", "model.depth=1", "model.num_heads=2", "model.mlp_ratio=1.0"]
 FIELDS = {"task", "experiment", "attention", "pe", "seed", "params", "train_seconds", "train_samples_per_second",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InputError
-from nlp.data import TextClassificationDataModule, TranslationDataModule
-from nlp.files import AG_NEWS_CLASSES, load_labeled, load_parallel
+from core.train.errors import InputError
+from nlp.data.modules import TextClassificationDataModule, TranslationDataModule
+from nlp.data.files import AG_NEWS_CLASSES, load_labeled, load_parallel
 
 AG_ROWS = [
     ("3", "Wall St. Bears Claw Back", "Short-sellers, Wall Street's dwindling band, are seeing green again."),
@@ -44,7 +44,7 @@ def write_text_label(root: Path, n: int = 40) -> None:
 
 
 def write_parallel(root: Path, src: str = "src", tgt: str = "tgt", n: int = 30) -> None:
-    from nlp.corpora import number_words
+    from nlp.data.corpora import number_words
 
     root.mkdir(parents=True, exist_ok=True)
     for split, start in (("train", 0), ("valid", 1000), ("test", 2000)):

@@ -7,10 +7,10 @@ from functools import partial
 import pytest
 import torch
 
-from core.attention import AdditiveAttention, LinearAttention, MultiHeadAttention, record_attention
-from core.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE
-from nlp.data import pad_sequences
-from nlp.model import BagOfTokens, Seq2SeqTransformer, TextClassifier
+from core.nn.attention import AdditiveAttention, LinearAttention, MultiHeadAttention, record_attention
+from core.nn.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE
+from nlp.data.modules import pad_sequences
+from nlp.models import BagOfTokens, Seq2SeqTransformer, TextClassifier
 
 PES = {"sinusoidal": SinusoidalPE, "learned": partial(LearnedPE, init_std=0.02), "rope": RoPE, "alibi": ALiBi,
        "none": NoPE}
@@ -98,7 +98,7 @@ def test_record_attention_on_text_tokens():
                                                    ("sdpa", "sdpa", "alibi"), ("linear", "sdpa", "learned")])
 def test_incremental_decoder_equals_full_decode(attn, cross, pe):
     from nlp.decode import beam_search
-    from nlp.model import IncrementalDecoder
+    from nlp.models import IncrementalDecoder
 
     torch.manual_seed(0)
     model = Seq2SeqTransformer(vocab_size=20, max_len=16, dim=32, enc_depth=1, dec_depth=2, num_heads=4,

@@ -9,9 +9,9 @@ import sacrebleu
 import torch
 from conftest import run_cli, train_cfg
 
-from core.errors import InputError
-from core.run import load_for_predict
-from nlp.model import translate
+from core.train.errors import InputError
+from core.train.run import load_for_predict
+from nlp.models import translate
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:lightning")
 

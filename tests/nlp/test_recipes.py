@@ -6,14 +6,14 @@ import pytest
 from conftest import compose_cfg, train_cfg
 from test_files import write_ag_news, write_iwslt_raw, write_parallel, write_text_label
 
-from core.errors import ConfigError
-from core.run import build
+from core.train.errors import ConfigError
+from core.train.run import build
 
 TINY_CLS = ["model.dim=32", "model.depth=1", "model.num_heads=2", "data.corpus_size=2000", "data.max_number=99"]
 TINY_MT = ["model.dim=32", "model.enc_depth=1", "model.dec_depth=1", "model.num_heads=2", "data.train_size=200",
            "data.val_size=20", "data.test_size=20", "data.max_number=9999", "module.val_decode_size=8"]
 FAST = ["trainer.fast_dev_run=true"]
-ADDITIVE_CROSS = "model.cross_attn={_target_:core.attention.AdditiveAttention,_partial_:true}"
+ADDITIVE_CROSS = "model.cross_attn={_target_:core.nn.attention.AdditiveAttention,_partial_:true}"
 
 
 @pytest.mark.parametrize("recipe", ["numbers_cls", "numbers_bow"])

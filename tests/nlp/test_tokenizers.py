@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from nlp.corpora import compare_corpus, number_words, translation_corpus
+from nlp.data.corpora import compare_corpus, number_words, translation_corpus
 from nlp.tokenizers import BOS, EOS, PAD, UNK, CharTokenizer, SentencePieceTokenizer, tokenizer_from_state
 
 TEXTS = ["twenty-one", "einundzwanzig", "vingt et un", "veintiún", "quatre-vingt-dix-neuf"]

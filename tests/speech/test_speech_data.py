@@ -7,21 +7,28 @@ import pytest
 import soundfile as sf
 import torch
 
-from core.errors import ConfigError, InputError
-from speech.audio import read_audio
-from speech.data import BucketBatchSampler, collate
-from speech.real import LibriSpeechDataModule, ManifestDataModule, librispeech_items, manifest_items
-from speech.text import CharTokenizer, normalize_text
+from core.train.errors import ConfigError, InputError
+from speech.data.audio import read_audio
+from core.train.tokenizers import CharTokenizer
+from speech.data.batching import BucketBatchSampler, collate, ctc_tokenizer
+from speech.data.digits import SpokenDigitsDataModule
+from speech.data.files import LibriSpeechDataModule, ManifestDataModule, librispeech_items, manifest_items
 from speech_fabricate import TEXTS, tone, write_librispeech, write_manifests
+
+normalize_text = ctc_tokenizer().normalize
 
 
 def test_tokenizer_roundtrip_and_normalisation():
-    tok = CharTokenizer()
-    assert tok.vocab[0] == "<b>" and tok.vocab[1] == " "
+    tok = ctc_tokenizer()
+    assert tok.itos[0] == "<b>" and tok.itos[1] == " " and tok.vocab_size == 29
     assert normalize_text("  It's  A-TEST, 42! ") == "it's a test"
     ids = tok.encode("It's A TEST")
-    assert tok.decode(ids.tolist()) == "it's a test"
-    assert CharTokenizer.from_state(tok.state_dict()).vocab == tok.vocab
+    assert tok.decode(ids) == "it's a test"
+    assert CharTokenizer.from_state(tok.state_dict()).itos == tok.itos
+    old = {"chars": " '" + "abcdefghijklmnopqrstuvwxyz"}  # the state older checkpoints stored
+    dm = SpokenDigitsDataModule(cache_dir="unused")
+    dm.load_state_dict({"tokenizer": old, "sample_rate": 16000})
+    assert dm.tokenizer.itos == tok.itos and dm.tokenizer.encode("It's A TEST") == ids
 
 
 def test_read_audio_resamples_and_mixes_down(tmp_path):
@@ -102,7 +109,7 @@ def test_collate_pads():
 
 
 def test_bucket_sampler_shards_batches_across_ranks(monkeypatch):
-    import speech.data as sd
+    import speech.data.batching as sd
 
     lengths = list(range(100, 1100, 10))  # 100 items -> 13 batches of <= 8
     ranks = []

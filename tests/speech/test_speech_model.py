@@ -8,12 +8,13 @@ import pytest
 import torch
 import torchaudio.transforms as T
 
-from core.attention import LinearAttention, MultiHeadAttention, record_attention
-from core.pe import ALiBi, LearnedPE, RoPE, SinusoidalPE
-from speech.model import ConformerConv, CTCModel
-from speech.text import CharTokenizer
+from core.nn.attention import LinearAttention, MultiHeadAttention, record_attention
+from core.nn.pe import ALiBi, LearnedPE, RoPE, SinusoidalPE
+from core.nn.conformer import ConformerConv
+from speech.models import CTCModel
+from speech.data.batching import ctc_tokenizer
 
-VOCAB = CharTokenizer().vocab
+VOCAB = ctc_tokenizer().itos
 
 
 def small(**kw) -> CTCModel:

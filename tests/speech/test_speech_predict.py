@@ -9,8 +9,8 @@ import torch
 from hydra.utils import instantiate
 
 from conftest import run_cli, train_cfg
-from core.errors import InputError
-from core.run import load_for_predict
+from core.train.errors import InputError
+from core.train.run import load_for_predict
 from speech.predict import split_at_pauses, split_chunks
 from speech_fabricate import tone
 

@@ -10,7 +10,7 @@ import torch
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from conftest import compose_cfg, train_cfg
-from core.errors import ConfigError
+from core.train.errors import ConfigError
 from speech_fabricate import write_librispeech, write_manifests
 
 TINY_DATA = ["data.num_utterances={train:24,val:8,test:8}", "data.batch_size=8"]
@@ -57,7 +57,7 @@ def test_missing_real_data_is_a_clear_error(tmp_path, out_dir):
 def test_recipe_composes_with_time_frame_pe():
     cfg = compose_cfg(["experiment=speech/spoken_digits"])
     assert cfg.monitor.metric == "val/wer" and cfg.monitor.mode == "min"
-    assert cfg.model.attn._target_ == "core.attention.MultiHeadAttention"
+    assert cfg.model.attn._target_ == "core.nn.attention.MultiHeadAttention"
 
 
 def test_wer_cer_agree_with_jiwer():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from speech.data import SpokenDigitsDataModule
-from speech.espeak import Espeak, Utterance, available_variants
-from speech.synth import DIGIT_WORDS, SPLITS, DigitsSpec, build_spoken_digits, make_requests
+from speech.data.digits import SpokenDigitsDataModule
+from speech.data.espeak import Espeak, Utterance, available_variants
+from speech.data.digits import DIGIT_WORDS, SPLITS, DigitsSpec, build_spoken_digits, make_requests
 
 TINY = {"train": 6, "val": 2, "test": 3}
 

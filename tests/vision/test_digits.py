@@ -22,11 +22,11 @@ def test_digits_fast_dev_run(variant, out_dir):
 
 def test_digits_default_is_the_default_experiment():
     cfg = compose_cfg([])
-    assert cfg.model._target_ == "vision.model.ViT" and cfg.data._target_ == "vision.data.DigitsDataModule"
+    assert cfg.model._target_ == "vision.models.ViT" and cfg.data._target_ == "vision.data.digits.DigitsDataModule"
 
 
 def test_linear_attention_refuses_alibi(out_dir):
-    from core.errors import ConfigError
+    from core.train.errors import ConfigError
 
     with pytest.raises(ConfigError, match="alibi|ALiBi"):
         train_cfg(["experiment=vision/digits", "attention=linear", "pe=alibi", "trainer.fast_dev_run=true"], out_dir)
@@ -41,8 +41,8 @@ def test_digits_learns_quickly(out_dir):
 
 
 def test_attention_maps_on_demand():
-    from core.attention import record_attention
-    from vision.model import ViT
+    from core.nn.attention import record_attention
+    from vision.models import ViT
 
     model = ViT(img_size=8, patch_size=2, in_chans=1, num_classes=10, dim=32, depth=2, num_heads=2, pool="cls").eval()
     with record_attention(model) as mods:

@@ -7,9 +7,9 @@ import torch
 from conftest import train_cfg
 from fabricate import write_cifar, write_imagefolder, write_pet
 
-from core.errors import InputError
-from vision.image_data import ImageClassDataModule
-from vision.pet import PetSegDataModule
+from core.train.errors import InputError
+from vision.data.folders import ImageClassDataModule
+from vision.data.pet import PetSegDataModule
 
 FAST = ["trainer.fast_dev_run=true", "data.num_workers=0", "data.batch_size=4"]
 TINY = ["model.dim=24", "model.depth=1", "model.num_heads=2"]

@@ -8,8 +8,8 @@ from functools import partial
 import pytest
 import torch
 
-from core.pe import LearnedPE, RoPE, SinusoidalPE
-from vision.model import ViT
+from core.nn.pe import LearnedPE, RoPE, SinusoidalPE
+from vision.models import ViT
 
 
 def _vit(pe, img: int = 8, **kw) -> ViT:

@@ -6,10 +6,10 @@ import pytest
 import torch
 from conftest import train_cfg
 
-from vision.data import load_digits_tensors
-from vision.module import SegmentationTask
-from vision.seg_data import make_canvases
-from vision.seg_model import SegViT
+from vision.data.digits import load_digits_tensors
+from vision.tasks import SegmentationTask
+from vision.data.canvases import make_canvases
+from vision.models import SegViT
 
 TINY = ["model.dim=32", "model.depth=1", "model.num_heads=2"]
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
-from core.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE
-from vision.model import ViT
+from core.nn.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE
+from vision.models import ViT
 from vision.timm_interop import from_timm_state_dict, load_timm_checkpoint, to_timm_state_dict
 
 SIZE = dict(img_size=16, patch_size=4, in_chans=3, num_classes=7, depth=2, num_heads=3, mlp_ratio=4.0)

@@ -7,8 +7,8 @@ import pytest
 from conftest import run_cli, train_cfg
 from PIL import Image
 
-from core.errors import InputError
-from core.run import load_for_predict
+from core.train.errors import InputError
+from core.train.run import load_for_predict
 
 SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
          "trainer.limit_test_batches=1", "model.dim=32", "model.depth=1", "model.num_heads=2"]

@@ -1,0 +1,1 @@
+"""Hydra configs of the suite, shipped as package data (``pkg://conf``)."""

@@ -1,0 +1,1 @@
+"""Cross-domain comparison: grids of runs, statistics, report, plots and the attention gallery."""

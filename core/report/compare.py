@@ -1,0 +1,148 @@
+"""``mas-compare``: run a grid of (task x attention x pe x seed) as Hydra multiruns, then report.
+
+Each grid cell trains in ``<out_dir>/runs/<task>/<attention>-<pe>-s<seed>/``. Cells that already
+hold a ``metrics.json`` are skipped, so re-running the same command resumes a partial grid. The
+training jobs are ``mas-train -m`` sweeps (one per task, attention and seed; the missing PEs are
+swept), so any Hydra launcher works: basic, joblib, or SLURM through submitit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from core.train.cli import CONF, guarded
+from core.train.errors import ConfigError
+
+__all__ = ["Cell", "expand_grid", "launch_commands", "main", "pending"]
+
+
+
+@functools.lru_cache(maxsize=None)
+def combination_problem(task: str, attention: str, pe: str) -> str | None:
+    """Why ``attention=`` with ``pe=`` cannot train ``experiment=task`` (the start-up check's sentence), or None."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from core.train.validate import combination_error
+
+    overrides = [f"experiment={task}", f"attention={attention}", f"pe={pe}"]
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app (mas-compare itself)
+        cfg = compose("train", overrides=overrides)
+    else:
+        with initialize_config_module("conf", version_base="1.3"):
+            cfg = compose("train", overrides=overrides)
+    return combination_error(cfg, names=(attention, pe))
+
+
+@dataclass(frozen=True)
+class Cell:
+    task: str
+    attention: str
+    pe: str
+    seed: int
+
+    @property
+    def slug(self) -> str:
+        return f"{self.attention}-{self.pe}-s{self.seed}"
+
+    def run_dir(self, root: Path) -> Path:
+        return root / "runs" / self.task.replace("/", "-") / self.slug
+
+
+def expand_grid(tasks: Iterable[str], attention: Iterable[str], pe: Iterable[str], seeds: Iterable[int]) -> list[Cell]:
+    """All cells of the grid, in a fixed order, without combinations that cannot work."""
+    return [Cell(t, a, p, int(s)) for t in tasks for a in attention for s in seeds for p in pe
+            if combination_problem(t, a, p) is None]
+
+
+def pending(cells: list[Cell], root: Path) -> list[Cell]:
+    """Cells whose run directory has no ``metrics.json`` yet."""
+    return [c for c in cells if not (c.run_dir(root) / "metrics.json").is_file()]
+
+
+def launch_commands(cells: list[Cell], root: Path, task_overrides: dict[str, list[str]], launcher: str,
+                    extra: list[str]) -> list[tuple[list[Cell], list[str]]]:
+    """One ``mas-train -m`` command per (task, attention, seed), sweeping the PEs still missing."""
+    groups: dict[tuple[str, str, int], list[Cell]] = {}
+    for c in cells:
+        groups.setdefault((c.task, c.attention, c.seed), []).append(c)
+    exe = str(Path(sys.executable).parent / "mas-train")
+    commands = []
+    for (task, attn, seed), group in groups.items():
+        sweep_dir = group[0].run_dir(root).parent
+        cmd = [exe, "-m", f"experiment={task}", f"attention={attn}", f"pe={','.join(c.pe for c in group)}",
+               f"seed={seed}", *task_overrides.get(task, []), "callbacks.progress_bar=null",
+               f"hydra.sweep.dir={sweep_dir}",
+               "hydra.sweep.subdir=${hydra:runtime.choices.attention}-${hydra:runtime.choices.pe}-s${seed}", *extra]
+        if launcher != "basic":
+            cmd.append(f"hydra/launcher={launcher}")
+        commands.append((group, cmd))
+    return commands
+
+
+def run_grid(cfg: DictConfig, root: Path, console: Console) -> None:
+    preset = cfg.preset
+    task_overrides = {t: list(v or []) for t, v in preset.tasks.items()}
+    cells = expand_grid(task_overrides, preset.attention, preset.pe, preset.seeds)
+    todo = pending(cells, root)
+    console.print(f"[bold]mas-compare[/] preset={preset.name}: {len(cells)} runs, {len(cells) - len(todo)} already done")
+    logs = root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("training", total=len(cells), completed=len(cells) - len(todo))
+        for group, cmd in launch_commands(todo, root, task_overrides, cfg.launcher, list(cfg.extra_overrides)):
+            label = f"{group[0].task} {group[0].attention} s{group[0].seed} pe={','.join(c.pe for c in group)}"
+            progress.update(bar, description=label)
+            log = logs / f"{group[0].task.replace('/', '-')}-{group[0].attention}-s{group[0].seed}.log"
+            with open(log, "a") as fh:
+                proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ})
+            done = [c for c in group if (c.run_dir(root) / "metrics.json").is_file()]
+            progress.advance(bar, len(done))
+            if proc.returncode != 0 or len(done) < len(group):
+                missing = ", ".join(c.slug for c in group if c not in done)
+                progress.console.print(f"[red]{group[0].task}: runs {missing} failed[/] (see {log})")
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="compare")
+def _compare(cfg: DictConfig) -> None:
+    from core.report.report import build_report
+
+    def go():
+        console = Console()
+        root = Path(cfg.out_dir).expanduser() if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        if cfg.report_only:
+            if not cfg.runs:
+                raise ConfigError("report_only=true needs runs=[<run dir or a folder of run dirs>, ...].")
+            sources = [Path(str(r)).expanduser() for r in cfg.runs]
+            for s in sources:
+                if not s.exists():
+                    raise ConfigError(f"runs: {s} does not exist.")
+        else:
+            run_grid(cfg, root, console)
+            sources = [root / "runs"]
+        report = build_report(sources, root, console=console, gallery=bool(cfg.gallery))
+        print(report.resolve())
+
+    guarded(go)
+
+
+def main() -> None:
+    _compare()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The training spine: Lightning tasks, runs, CLIs, callbacks, fine-tuning, validation, data plumbing."""

@@ -1,0 +1,110 @@
+"""Console scripts: ``mas-train``, ``mas-eval``, ``mas-predict`` (Hydra apps on ``conf/``).
+
+Bad input ends the program with one sentence on stderr and exit status 2; nothing already
+written in the run directory is removed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import hydra
+import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from core.train.errors import ConfigError, InputError
+from core.train.tasks import NonFiniteLossError
+
+CONF = "pkg://conf"  # the config tree ships inside the wheel as the package ``conf``
+
+OmegaConf.register_new_resolver("mas.slug", lambda s: str(s).replace("/", "-"), replace=True)
+
+
+def guarded(fn: Callable[[], Any]) -> Any:
+    """Run ``fn``; known user errors become ``error: <sentence>`` and exit status 2."""
+    try:
+        return fn()
+    except (ConfigError, InputError, NonFiniteLossError) as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _out_dir() -> str:
+    return HydraConfig.get().runtime.output_dir
+
+
+def _check_launch(cfg: DictConfig) -> None:
+    strategy = str(OmegaConf.select(cfg, "trainer.strategy", default="auto"))
+    hc = HydraConfig.get()
+    on_slurm = "submitit" in str(OmegaConf.select(hc, "launcher._target_", default=""))
+    if hc.mode == RunMode.MULTIRUN and not on_slurm and strategy.startswith("ddp") and "spawn" not in strategy:
+        raise ConfigError(
+            "trainer.strategy=ddp cannot run inside a Hydra multirun (-m): Lightning re-launches the other ranks "
+            "with the original sweep arguments; use trainer=ddp_spawn for sweeps, or run each job without -m.")
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="train")
+def _train(cfg: DictConfig) -> float | None:
+    from core.train.run import train
+
+    def go():
+        _check_launch(cfg)
+        record = train(cfg, _out_dir())
+        metric = OmegaConf.select(cfg, "monitor.metric")
+        return record.get(metric) if metric else None
+
+    return guarded(go)
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="eval")
+def _eval(cfg: DictConfig) -> None:
+    from core.train.run import evaluate
+
+    def go():
+        if not cfg.get("ckpt_path"):
+            raise ConfigError("mas-eval needs ckpt_path=<path to a .ckpt written by mas-train>.")
+        overrides = {}
+        for item in cfg.get("override") or []:
+            key, sep, value = str(item).partition("=")
+            if not sep:
+                raise ConfigError(f"override entries are key=value assignments, not '{item}'.")
+            overrides[key.strip()] = yaml.safe_load(value)
+        record = evaluate(cfg.ckpt_path, _out_dir(), overrides=overrides, trainer_cfg=cfg.trainer)
+        for k, v in record.items():
+            if k.startswith("test/"):
+                print(f"{k} = {v:.4f}")
+
+    guarded(go)
+
+
+@hydra.main(version_base="1.3", config_path=CONF, config_name="predict")
+def _predict(cfg: DictConfig) -> None:
+    from core.train.run import load_for_predict
+
+    def go():
+        if not cfg.get("ckpt_path"):
+            raise ConfigError("mas-predict needs ckpt_path=<path to a .ckpt written by mas-train>.")
+        run_cfg, dm, module = load_for_predict(cfg.ckpt_path)
+        if run_cfg.get("predictor") is None:
+            raise ConfigError(f"task '{run_cfg.get('task')}' has no predictor configured.")
+        predictor = hydra.utils.instantiate(run_cfg.predictor)
+        request = OmegaConf.to_container(cfg, resolve=True)
+        predictor(module=module, datamodule=dm, request=request, out_dir=_out_dir())
+
+    guarded(go)
+
+
+def train_main() -> None:
+    _train()
+
+
+def eval_main() -> None:
+    _eval()
+
+
+def predict_main() -> None:
+    _predict()

@@ -1,0 +1,90 @@
+"""Data helpers shared by the domains: fixed splits and the on-disk cache of embedded datasets."""
+
+from __future__ import annotations
+
+import abc
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from core.train.errors import InputError
+
+__all__ = ["SplitDataModule", "cached_tensors", "fixed_split", "input_files"]
+
+
+def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic train/val/test index split of ``n`` items (the split seed is not the run seed)."""
+    perm = np.random.RandomState(seed).permutation(n)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    return {"train": perm[:n_train], "val": perm[n_train:n_train + n_val], "test": perm[n_train + n_val:]}
+
+
+def cached_tensors(path: str | Path, build: Callable[[], dict], *, version: int = 1) -> dict:
+    """Load ``path`` if it exists (and has ``version``), else ``build()`` it and save atomically.
+
+    Safe when several processes (DDP ranks, parallel tests) build the same file: each writes a
+    temporary file and renames it, so readers never see half a file.
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        try:
+            data = torch.load(path, weights_only=True)
+            if isinstance(data, dict) and data.get("__version__") == version:
+                return data
+        except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt
+            pass
+    data = dict(build())
+    data["__version__"] = version
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+    return data
+
+
+def input_files(spec: Any, suffixes: set[str], kind: str) -> list[Path]:
+    """Files named by ``mas-predict input=``: a file, a folder (its files with ``suffixes``), or a list.
+
+    Raises :class:`InputError` with one sentence for a missing input or an empty selection.
+    """
+    if spec is None:
+        raise InputError(f"mas-predict needs input=<{kind} file, folder or list of files>.")
+    paths: list[Path] = []
+    for item in spec if isinstance(spec, (list, tuple)) else [spec]:
+        p = Path(str(item)).expanduser()
+        if p.is_dir():
+            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in suffixes)
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise InputError(f"input file {p} does not exist.")
+    if not paths:
+        raise InputError(f"no {kind} files ({', '.join(sorted(suffixes))}) found in {spec}.")
+    return paths
+
+
+class SplitDataModule(L.LightningDataModule, abc.ABC):
+    """A datamodule with fixed ``train``/``val``/``test`` splits: subclasses implement
+    ``_loader(split, train)`` once; the three Lightning hooks come from here."""
+
+    @abc.abstractmethod
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        """The loader of ``split``; every datamodule implements it."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")

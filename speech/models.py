@@ -1,0 +1,171 @@
+"""CTC speech recogniser: log-mel front end, SpecAugment, conv subsampling, ``core`` encoder.
+
+Forward pass (documented for attention-map plots)::
+
+    feats, n = model.features(wave, wave_lens)   # (B, T, n_mels) log-mel at hop 10 ms, valid frames (B,)
+    x, pos, pad = model.subsample(feats, n)      # (B, N, dim); pos (1, N, 1) frame centre times in seconds;
+                                                 # pad (B, N) True = padding; N = ceil(T / 4)
+    x = model.encoder(x, pos, key_padding_mask=pad)   # core.nn.blocks.TransformerEncoder (+ Conformer convs)
+    log_probs = model.head(x).log_softmax(-1)    # (B, N, vocab), index 0 = CTC blank
+
+Attention maps over the ``N`` subsampled frames (40 ms apart) come from
+``core.nn.attention.record_attention(model)``; frame ``i`` is centred at ``pos[0, i, 0]`` seconds.
+The encoder's PE sees times multiplied by ``coord_scale = sample_rate / hop_length`` (one unit is
+one 10 ms frame), so ``pe=`` acts on real time for any hop or subsampling.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+import torchaudio.transforms as T
+from torch import Tensor, nn
+
+from core.nn.attention import MultiHeadAttention
+from core.nn.blocks import TransformerEncoder, encoder_group_matcher
+from core.nn.conformer import ConformerConv
+
+__all__ = ["ConvSubsampling", "CTCModel", "LogMel"]
+
+
+class LogMel(nn.Module):
+    """Log-mel features with per-utterance mean/variance normalisation over valid frames."""
+
+    def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> None:
+        super().__init__()
+        self.hop_length = hop_length
+        self.mel = T.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop_length,
+                                    n_mels=n_mels, center=True, power=2.0)
+
+    def frames(self, lengths: Tensor) -> Tensor:
+        """Frames of ``lengths`` samples (``center=True``): ``L // hop + 1``."""
+        return lengths // self.hop_length + 1
+
+    def forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast(wave.device.type, enabled=False):
+            feats = (self.mel(wave.float()) + 1e-6).log().transpose(1, 2)  # (B, T, M)
+        n = self.frames(lengths).clamp(max=feats.shape[1])
+        valid = (torch.arange(feats.shape[1], device=wave.device)[None] < n[:, None]).unsqueeze(-1)  # (B, T, 1)
+        cnt = n.clamp(min=1)[:, None, None].float()
+        mean = (feats * valid).sum(1, keepdim=True) / cnt
+        var = (((feats - mean) * valid) ** 2).sum(1, keepdim=True) / cnt
+        return ((feats - mean) / (var + 1e-5).sqrt()) * valid, n
+
+
+class ConvSubsampling(nn.Module):
+    """Two ``3x3`` stride-2 conv layers over (time, mel) and a linear map: ``T -> ceil(T / 4)`` frames."""
+
+    def __init__(self, *, n_mels: int, channels: int, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(1, channels, 3, 2, 1), nn.GELU(),
+                                  nn.Conv2d(channels, channels, 3, 2, 1), nn.GELU())
+        self.proj = nn.Linear(channels * ((n_mels + 3) // 4), dim)
+        self.factor = 4
+
+    @staticmethod
+    def out_frames(n: Tensor) -> Tensor:
+        return (n + 3) // 4  # two rounds of (n - 1) // 2 + 1
+
+    def forward(self, feats: Tensor) -> Tensor:
+        x = self.conv(feats.unsqueeze(1))  # (B, C, T/4, M/4)
+        return self.proj(x.permute(0, 2, 1, 3).flatten(2))  # (B, T/4, dim)
+
+
+class CTCModel(nn.Module):
+    """Character CTC recogniser on waveforms (tokens carry 1-D positions: time).
+
+    Args:
+        vocab: CTC symbols, index 0 the blank (supplied by the datamodule).
+        sample_rate, n_fft, hop_length, n_mels: front end (defaults: 25 ms windows, 10 ms hop, 80 mels).
+        freq_masks, freq_mask_param, time_masks, time_mask_frac: SpecAugment in training (torchaudio).
+        subsample_channels: conv channels of the x4 subsampling.
+        dim, depth, num_heads, mlp_ratio, drop, attn_drop, drop_path: encoder (timm names).
+        conv_kernel: > 0 adds a Conformer convolution module to every encoder layer (its conv slot).
+        max_seconds: longest audio the learned PE table covers (other PEs have no limit).
+        attn, pe: attention and PE factories (``attention=``, ``pe=``).
+    """
+
+    pos_ndim = 1
+
+    def __init__(self, *, vocab: list[str], sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
+                 n_mels: int = 80, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
+                 time_mask_frac: float = 0.05, subsample_channels: int = 64, dim: int = 144, depth: int = 6,
+                 num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
+                 drop_path: float = 0.0, conv_kernel: int = 0, max_seconds: float = 30.0,
+                 attn: Callable[..., nn.Module] = MultiHeadAttention,
+                 pe: Callable[..., nn.Module] | None = None) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"model.dim={dim} is not divisible by model.num_heads={num_heads}.")
+        if conv_kernel and conv_kernel % 2 == 0:
+            raise ValueError(f"model.conv_kernel={conv_kernel} must be odd (or 0 for no convolution module).")
+        if hop_length <= 0 or n_fft < hop_length:
+            raise ValueError(f"model.hop_length={hop_length} must be positive and at most model.n_fft={n_fft}.")
+        self.vocab = [str(v) for v in vocab]
+        self.sample_rate, self.hop_length = int(sample_rate), hop_length
+        self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_param, iid_masks=True) for _ in range(freq_masks))
+        self.time_masks, self.time_mask_frac = time_masks, time_mask_frac
+        self.subsampling = ConvSubsampling(n_mels=n_mels, channels=subsample_channels, dim=dim)
+        self.coord_scale = sample_rate / hop_length  # one PE unit = one 10 ms frame
+        conv = functools.partial(ConformerConv, kernel_size=conv_kernel, drop=drop) if conv_kernel else None
+        self.encoder = TransformerEncoder(dim=dim, depth=depth, num_heads=num_heads, attn=attn, pe=pe, conv=conv,
+                                          ndim=self.pos_ndim, coord_scale=self.coord_scale,
+                                          extent=(int(max_seconds * self.coord_scale) + 1,),
+                                          mlp_ratio=mlp_ratio, drop=drop, attn_drop=attn_drop, drop_path=drop_path)
+        self.head = nn.Linear(dim, len(self.vocab))
+
+    def no_weight_decay(self) -> set[str]:
+        return {f"encoder.{n}" for n in self.encoder.no_weight_decay()}
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return encoder_group_matcher("encoder", stem=("frontend.", "subsampling."))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints before the encoder layer's conv slot kept the Conformer modules in ``convs.<i>``
+        for key in [k for k in state_dict if k.startswith(prefix + "convs.")]:
+            i, rest = key[len(prefix + "convs."):].split(".", 1)
+            state_dict[f"{prefix}encoder.blocks.{i}.conv.{rest}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def frame_seconds(self) -> float:
+        """Time between two encoder frames (after subsampling)."""
+        return self.subsampling.factor * self.hop_length / self.sample_rate
+
+    def spec_augment(self, feats: Tensor, n: Tensor) -> Tensor:
+        """Frequency and time masks (torchaudio), time masks up to ``time_mask_frac`` of the shortest input."""
+        x = feats.transpose(1, 2).unsqueeze(1)  # (B, 1, M, T)
+        for m in self.freq_masks:
+            x = m(x)
+        width = int(self.time_mask_frac * int(n.min()))
+        if width > 0:
+            for _ in range(self.time_masks):
+                x = T.TimeMasking(width, iid_masks=True)(x)
+        return x.squeeze(1).transpose(1, 2)
+
+    def features(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Normalised log-mel ``(B, T, n_mels)`` (SpecAugment in training) and valid frames ``(B,)``."""
+        feats, n = self.frontend(wave, wave_lens)
+        if self.training:
+            feats = self.spec_augment(feats, n)
+        return feats, n
+
+    def frame_times(self, num_frames: int, device: torch.device | None = None) -> Tensor:
+        """Centre time in seconds of each subsampled frame, ``(1, N, 1)``."""
+        return (torch.arange(num_frames, device=device, dtype=torch.float32) * self.frame_seconds)[None, :, None]
+
+    def subsample(self, feats: Tensor, n: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        x = self.subsampling(feats)  # (B, N, dim)
+        out_n = self.subsampling.out_frames(n)
+        pad = torch.arange(x.shape[1], device=x.device)[None] >= out_n[:, None]  # (B, N)
+        return x, self.frame_times(x.shape[1], x.device), pad
+
+    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """``wave`` (B, S) at ``sample_rate``, ``wave_lens`` (B,) -> CTC log-probs (B, N, V), lengths (B,)."""
+        feats, n = self.features(wave, wave_lens)
+        x, pos, pad = self.subsample(feats, n)
+        x = self.encoder(x, pos, key_padding_mask=pad)
+        return self.head(x).float().log_softmax(-1), (~pad).sum(1)

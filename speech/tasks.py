@@ -1,0 +1,69 @@
+"""Lightning task for CTC speech recognition: CTC loss, WER/CER with torchmetrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics.text import CharErrorRate, WordErrorRate
+
+from core.train.tasks import BaseTask
+from speech.decode import decode
+
+__all__ = ["CTCTask"]
+
+
+class CTCTask(BaseTask):
+    """CTC training; validation decodes greedily, test with ``beam_size`` (1 = greedy).
+
+    Batches: ``(wave, wave_lens, targets, target_lens, texts)`` (see :mod:`speech.data.batching`). Logs
+    ``{stage}/loss``, ``val|test/wer`` and ``val|test/cer``.
+    """
+
+    def __init__(self, model: nn.Module, *, beam_size: int = 1, decoder: str = "auto", **kw) -> None:
+        super().__init__(model, **kw)
+        self.beam_size, self.decoder = beam_size, decoder
+        self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val_", "test_")})
+        self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val_", "test_")})
+
+    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        return self.model(wave, wave_lens)
+
+    def transcribe(self, wave: Tensor, wave_lens: Tensor, beam_size: int = 1) -> list[str]:
+        log_probs, lens = self(wave, wave_lens)
+        return decode(log_probs, lens, self.model.vocab, beam_size=beam_size, backend=self.decoder)
+
+    def attention_example(self, batch: Any, datamodule: Any = None) -> dict:
+        """Last encoder layer's attention over the frames of the first test utterance (core.report.gallery)."""
+        from speech.plots import frame_attention
+
+        wave, wave_lens, *_, texts = batch
+        attn, _, feats = frame_attention(self.model, wave[0, : int(wave_lens[0])])
+        return {"kind": "frames", "attn": attn.numpy(), "spectrogram": feats.T.numpy(), "title": f'"{texts[0]}"'}
+
+    def shared_step(self, batch: Any, stage: str) -> Tensor:
+        wave, wave_lens, targets, target_lens, texts = batch
+        log_probs, lens = self(wave, wave_lens)  # (B, N, V) float32
+        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lens, target_lens, blank=0, reduction="mean",
+                          zero_infinity=True)
+        bs = len(texts)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=on_step, on_step=on_step, on_epoch=True, batch_size=bs)
+        if stage == "train":
+            self.count(bs)
+            return loss
+        beam = self.beam_size if stage == "test" else 1
+        hyps = decode(log_probs.detach(), lens, self.model.vocab, beam_size=beam, backend=self.decoder)
+        refs = [" ".join(t.split()) for t in self._refs(targets, target_lens)]
+        wer, cer = self.wer[stage + "_"], self.cer[stage + "_"]
+        wer(hyps, refs)
+        cer(hyps, refs)
+        self.log(f"{stage}/wer", wer, prog_bar=True, on_step=False, on_epoch=True, batch_size=bs)
+        self.log(f"{stage}/cer", cer, prog_bar=True, on_step=False, on_epoch=True, batch_size=bs)
+        return loss
+
+    def _refs(self, targets: Tensor, target_lens: Tensor) -> list[str]:
+        """Reference texts as the model's vocabulary spells them (normalised transcripts)."""
+        vocab = self.model.vocab
+        return ["".join(vocab[i] for i in row[:n].tolist()) for row, n in zip(targets, target_lens.tolist())]

@@ -1,0 +1,105 @@
+"""Embedded vision data: scikit-learn's handwritten digits (real 8x8 scans, shipped with sklearn)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from core.train.data import SplitDataModule, cached_tensors, fixed_split
+
+__all__ = ["DigitsDataModule", "load_digits_tensors"]
+
+DIGIT_CLASSES = [str(i) for i in range(10)]
+
+
+def load_digits_tensors() -> dict[str, Tensor]:
+    """All 1,797 digits as ``x (N, 1, 8, 8)`` in [0, 1] and ``y (N,)``."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) / 16.0)[:, None]
+    return {"x": x, "y": torch.from_numpy(d.target.astype(np.int64))}
+
+
+class DigitAugment(Dataset):
+    """Training augmentation for centred 8x8 digits.
+
+    ``shift``: random translation by up to one pixel (zero fill). ``affine``: a small random affine map
+    (rotation up to ``degrees``, scale in ``1 +- scale``, translation up to ``translate`` pixels),
+    bilinear resampling; digits stay centred digits, which whole-pixel shifts of an 8x8 image do not.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, *, mode: str = "affine", degrees: float = 10.0, scale: float = 0.1,
+                 translate: float = 0.5, background: float = 0.0) -> None:
+        self.x, self.y, self.mode = x, y, mode
+        self.degrees, self.scale, self.translate, self.background = degrees, scale, translate, background
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        img = self.x[i]  # (1, H, W)
+        h, w = img.shape[-2:]
+        if self.mode == "shift":
+            dy, dx = torch.randint(-1, 2, (2,)).tolist()
+            padded = F.pad(img, (1, 1, 1, 1), value=self.background)
+            return padded[:, 1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w], self.y[i]
+        u = torch.rand(4) * 2 - 1  # uniform in [-1, 1]
+        a = math.radians(self.degrees) * float(u[0])
+        s = 1 + self.scale * float(u[1])
+        theta = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, float(u[2]) * self.translate * 2 / w],
+                              [math.sin(a) / s, math.cos(a) / s, float(u[3]) * self.translate * 2 / h]])
+        grid = F.affine_grid(theta[None], [1, *img.shape], align_corners=False)
+        out = F.grid_sample(img[None] - self.background, grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False)[0] + self.background
+        return out, self.y[i]
+
+
+class DigitsDataModule(SplitDataModule):
+    """Fixed 70/10/20 train/val/test split (split seed 0, independent of the run seed)."""
+
+    classes = DIGIT_CLASSES
+    mean, std = 0.3, 0.4
+
+    def __init__(self, cache_dir: str, batch_size: int = 64, num_workers: int = 0,
+                 augment: str | bool = "affine") -> None:
+        super().__init__()
+        if augment is True:
+            augment = "shift"
+        if augment not in (False, None, "none", "shift", "affine"):
+            raise ValueError(f"data.augment must be none, shift or affine, not '{augment}'.")
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.augment = augment if augment not in (False, None) else "none"
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        cached_tensors(self.cache_dir / "vision" / "digits.pt", load_digits_tensors)
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage == "predict" or self.splits:
+            return
+        data = cached_tensors(self.cache_dir / "vision" / "digits.pt", load_digits_tensors)
+        x = (data["x"] - self.mean) / self.std
+        idx = fixed_split(len(x), fractions=(0.7, 0.1, 0.2), seed=0)
+        self.splits = {k: (x[i], data["y"][i]) for k, i in idx.items()}
+
+    def normalize(self, x: Tensor) -> Tensor:
+        """Map pixels in [0, 1] to the model's input scale (used by mas-predict)."""
+        return (x - self.mean) / self.std
+
+    def _loader(self, split: str, train: bool = False) -> DataLoader:
+        x, y = self.splits[split]
+        if train and self.augment != "none":
+            ds = DigitAugment(x, y, mode=self.augment, background=self.normalize(torch.tensor(0.0)).item())
+        else:
+            ds = TensorDataset(x, y)
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=train, drop_last=train,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
