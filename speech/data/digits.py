@@ -8,34 +8,28 @@ Train, validation and test use disjoint voice variants, so the test score measur
 generalisation to unseen voices.
 
 Reproducibility: every random choice comes from ``numpy`` generators seeded by
-``(seed, split, index)``; the eSpeak engine's output depends on its call history, so requests
-are cut into fixed batches and each batch is synthesised in order in a fresh spawned process
-(:func:`speech.data.espeak.synthesize_batch`). The result does not depend on ``num_workers``.
+``(seed, split, index)``, and synthesis runs in fixed batches in fresh processes
+(:mod:`speech.data.synthesis`): the result does not depend on ``num_workers``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import hashlib
-import json
-import math
-import tempfile
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.train.data import cached_tensors
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
-from speech.data.espeak import Utterance, run_batch_in_subprocess
+from speech.data.espeak import Utterance
+from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
+                                   synthesize_batches, uniform_int)
 
 __all__ = ["DIGIT_WORDS", "SPLITS", "DigitsSpec", "SpokenDigitsDataModule", "build_spoken_digits", "make_requests"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -56,17 +50,8 @@ class DigitsSpec:
     """
 
     num_utterances: dict[str, int] = field(default_factory=lambda: {"train": 4000, "val": 300, "test": 600})
-    variants: dict[str, list[str]] = field(default_factory=lambda: {
-        "train": ["m1", "m2", "m3", "m4", "m5", "m8", "f1", "f2", "f4", "adam", "Alex", "Alicia", "Andrea", "Andy",
-                  "Annie", "aunty", "belinda", "benjamin", "caleb", "david", "ed", "edward", "Gene", "grandma",
-                  "grandpa", "Henrique", "Hugo", "iven", "Jacky", "john", "klatt", "klatt3", "Lee", "linda", "Marco",
-                  "max", "Michael", "Mike", "norbert", "quincy", "Reed", "rob", "robert", "steph", "travis", "victor",
-                  "zac"],
-        "val": ["m6", "f3"],
-        "test": ["m7", "f5"],
-    })
-    accents: list[str] = field(default_factory=lambda: ["en", "en-us", "en-gb-x-rp", "en-gb-scotland", "en-029",
-                                                        "en-us-nyc"])
+    variants: dict[str, list[str]] = field(default_factory=lambda: copy.deepcopy(VOICE_VARIANTS))
+    accents: list[str] = field(default_factory=lambda: list(ACCENTS))
     min_digits: int = 3
     max_digits: int = 7
     rate: tuple[int, int] = (130, 230)
@@ -80,23 +65,13 @@ class DigitsSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        used = [v for s in SPLITS for v in self.variants.get(s, [])]
-        if len(used) != len(set(used)):
-            raise ValueError("data.variants must be disjoint across train/val/test (held-out voices).")
-        for s in SPLITS:
-            if self.num_utterances.get(s, 0) > 0 and not self.variants.get(s):
-                raise ValueError(f"data.variants.{s} is empty but data.num_utterances.{s} > 0.")
+        check_voices(self.variants, self.num_utterances)
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("data.min_digits must be >= 1 and <= data.max_digits.")
 
     def key(self) -> str:
         """Short hash of the spec (names the cache file)."""
-        blob = json.dumps(asdict(self), sort_keys=True, default=list)
-        return hashlib.sha1(blob.encode()).hexdigest()[:10]
-
-
-def _uniform_int(rng: np.random.Generator, lo_hi: tuple[int, int]) -> int:
-    return int(rng.integers(lo_hi[0], lo_hi[1] + 1))
+        return spec_key(self)
 
 
 def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
@@ -106,58 +81,36 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
         variants = spec.variants.get(split, [])
         for i in range(spec.num_utterances.get(split, 0)):
             rng = np.random.default_rng([spec.seed, si, i])
-            n = _uniform_int(rng, (spec.min_digits, spec.max_digits))
+            n = uniform_int(rng, (spec.min_digits, spec.max_digits))
             text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, n))
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variants[i % len(variants)]}"
-            u = Utterance(text=text, voice=voice, rate=_uniform_int(rng, spec.rate), pitch=_uniform_int(rng, spec.pitch),
-                          pitch_range=_uniform_int(rng, spec.pitch_range), word_gap=_uniform_int(rng, spec.word_gap),
+            u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
+                          pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))
             out.append((split, text, u))
     return out
-
-
-def _finish(wave: np.ndarray, sr_in: int, spec: DigitsSpec, rng: np.random.Generator) -> np.ndarray:
-    """Resample, pad with silence, scale, add noise; returns int16 ``(T,)``."""
-    g = math.gcd(sr_in, spec.sample_rate)
-    x = resample_poly(wave.astype(np.float32) / 32768.0, spec.sample_rate // g, sr_in // g)  # polyphase FIR
-    pad = [int(rng.uniform(*spec.pad_seconds) * spec.sample_rate) for _ in range(2)]
-    x = np.pad(x, pad)
-    peak = float(np.abs(x).max()) or 1.0
-    x = x / peak * rng.uniform(0.2, 0.9)
-    rms = float(np.sqrt(np.mean(x**2))) or 1e-3
-    noise_rms = rms / 10 ** (rng.uniform(*spec.snr_db) / 20)
-    x = x + rng.normal(0.0, noise_rms, x.shape)
-    return (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
 
 
 def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: bool = True) -> dict:
     """Synthesise the whole set. Returns ``audio`` (flat int16), ``offsets`` (N+1), ``split`` (N,)
     (0 train, 1 val, 2 test), ``text``/``voice`` lists and the ``sample_rate``."""
     reqs = make_requests(spec)
-    batches = [reqs[i: i + spec.batch] for i in range(0, len(reqs), spec.batch)]
-    waves: list[list[np.ndarray] | None] = [None] * len(batches)
-    cols = (TextColumn("[bold]synthesising spoken digits"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*cols, disable=not progress, transient=False) as bar, tempfile.TemporaryDirectory() as tmp, \
-            cf.ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:  # threads wait on subprocesses
-        task = bar.add_task("synth", total=len(reqs))
-        futures = {pool.submit(run_batch_in_subprocess, [u for _, _, u in b], f"{tmp}/{k}.npz"): k
-                   for k, b in enumerate(batches)}
-        for fut in cf.as_completed(futures):
-            k = futures[fut]
-            sr_in, out = fut.result()
-            split_ids = [SPLITS.index(s) for s, _, _ in batches[k]]
-            first = k * spec.batch
-            waves[k] = [_finish(w, sr_in, spec, np.random.default_rng([spec.seed, si, first + j, 1]))
-                        for j, (w, si) in enumerate(zip(out, split_ids))]
-            bar.advance(task, len(out))
-    flat = [w for ws in waves for w in ws]
+    utts = [u for _, _, u in reqs]
+    split_ids = [SPLITS.index(s) for s, _, _ in reqs]
+    flat: list[np.ndarray | None] = [None] * len(reqs)
+    for first, sr_in, out in synthesize_batches(utts, batch=spec.batch, num_workers=num_workers,
+                                                label="spoken digits", progress=progress):
+        for j, w in enumerate(out):
+            rng = np.random.default_rng([spec.seed, split_ids[first + j], first + j, 1])
+            flat[first + j] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds,
+                                     snr_db=spec.snr_db)
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in flat])])
     return {
         "audio": torch.from_numpy(np.concatenate(flat)),
         "offsets": torch.from_numpy(offsets.astype(np.int64)),
-        "split": torch.tensor([SPLITS.index(s) for s, _, _ in reqs], dtype=torch.int8),
+        "split": torch.tensor(split_ids, dtype=torch.int8),
         "text": [t for _, t, _ in reqs],
-        "voice": [u.voice for _, _, u in reqs],
+        "voice": [u.voice for u in utts],
         "sample_rate": spec.sample_rate,
     }
 
