@@ -1,6 +1,7 @@
-"""CTC speech recogniser: log-mel front end, SpecAugment, conv subsampling, ``core`` encoder.
+"""Speech models on one audio encoder (log-mel front end, SpecAugment, conv subsampling, ``core`` encoder):
+the CTC recogniser and the spoken-command classifier.
 
-Forward pass (documented for attention-map plots)::
+Forward pass of the CTC model (documented for attention-map plots)::
 
     feats, n = model.features(wave, wave_lens)   # (B, T, n_mels) log-mel at hop 10 ms, valid frames (B,)
     x, pos, pad = model.subsample(feats, n)      # (B, N, dim); pos (1, N, 1) frame centre times in seconds;
@@ -27,7 +28,7 @@ from core.nn.attention import MultiHeadAttention
 from core.nn.blocks import TransformerEncoder, encoder_group_matcher
 from core.nn.conformer import ConformerConv
 
-__all__ = ["ConvSubsampling", "CTCModel", "LogMel"]
+__all__ = ["AudioTransformer", "CommandClassifier", "ConvSubsampling", "CTCModel", "LogMel"]
 
 
 class LogMel(nn.Module):
@@ -73,11 +74,10 @@ class ConvSubsampling(nn.Module):
         return self.proj(x.permute(0, 2, 1, 3).flatten(2))  # (B, T/4, dim)
 
 
-class CTCModel(nn.Module):
-    """Character CTC recogniser on waveforms (tokens carry 1-D positions: time).
+class AudioTransformer(nn.Module):
+    """The audio encoder every speech model shares: waveforms to encoded frames with 1-D positions (time).
 
     Args:
-        vocab: CTC symbols, index 0 the blank (supplied by the datamodule).
         sample_rate, n_fft, hop_length, n_mels: front end (defaults: 25 ms windows, 10 ms hop, 80 mels).
         freq_masks, freq_mask_param, time_masks, time_mask_frac: SpecAugment in training (torchaudio).
         subsample_channels: conv channels of the x4 subsampling.
@@ -89,7 +89,7 @@ class CTCModel(nn.Module):
 
     pos_ndim = 1
 
-    def __init__(self, *, vocab: list[str], sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
+    def __init__(self, *, sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
                  n_mels: int = 80, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
                  time_mask_frac: float = 0.05, subsample_channels: int = 64, dim: int = 144, depth: int = 6,
                  num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
@@ -103,8 +103,7 @@ class CTCModel(nn.Module):
             raise ValueError(f"model.conv_kernel={conv_kernel} must be odd (or 0 for no convolution module).")
         if hop_length <= 0 or n_fft < hop_length:
             raise ValueError(f"model.hop_length={hop_length} must be positive and at most model.n_fft={n_fft}.")
-        self.vocab = [str(v) for v in vocab]
-        self.sample_rate, self.hop_length = int(sample_rate), hop_length
+        self.dim, self.sample_rate, self.hop_length = dim, int(sample_rate), hop_length
         self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
         self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_param, iid_masks=True) for _ in range(freq_masks))
         self.time_masks, self.time_mask_frac = time_masks, time_mask_frac
@@ -115,7 +114,6 @@ class CTCModel(nn.Module):
                                           ndim=self.pos_ndim, coord_scale=self.coord_scale,
                                           extent=(int(max_seconds * self.coord_scale) + 1,),
                                           mlp_ratio=mlp_ratio, drop=drop, attn_drop=attn_drop, drop_path=drop_path)
-        self.head = nn.Linear(dim, len(self.vocab))
 
     def no_weight_decay(self) -> set[str]:
         return {f"encoder.{n}" for n in self.encoder.no_weight_decay()}
@@ -163,9 +161,59 @@ class CTCModel(nn.Module):
         pad = torch.arange(x.shape[1], device=x.device)[None] >= out_n[:, None]  # (B, N)
         return x, self.frame_times(x.shape[1], x.device), pad
 
-    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """``wave`` (B, S) at ``sample_rate``, ``wave_lens`` (B,) -> CTC log-probs (B, N, V), lengths (B,)."""
+    def encode(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """``wave`` (B, S) at ``sample_rate``, ``wave_lens`` (B,) -> frames (B, N, dim), padding (B, N)."""
         feats, n = self.features(wave, wave_lens)
         x, pos, pad = self.subsample(feats, n)
-        x = self.encoder(x, pos, key_padding_mask=pad)
+        return self.encoder(x, pos, key_padding_mask=pad), pad
+
+
+class CTCModel(AudioTransformer):
+    """Character CTC recogniser: :class:`AudioTransformer` and a linear head over the vocabulary.
+
+    Args:
+        vocab: CTC symbols, index 0 the blank (supplied by the datamodule).
+        **kw: the audio encoder's (:class:`AudioTransformer`).
+    """
+
+    def __init__(self, *, vocab: list[str], **kw) -> None:
+        super().__init__(**kw)
+        self.vocab = [str(v) for v in vocab]
+        self.head = nn.Linear(self.dim, len(self.vocab))
+
+    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """CTC log-probs ``(B, N, V)`` and valid frames ``(B,)``."""
+        x, pad = self.encode(wave, wave_lens)
         return self.head(x).float().log_softmax(-1), (~pad).sum(1)
+
+
+class CommandClassifier(AudioTransformer):
+    """Spoken-command (keyword) classifier: :class:`AudioTransformer`, mean over valid frames, linear head.
+
+    Args:
+        num_classes: labels (supplied by the datamodule).
+        **kw: the audio encoder's (:class:`AudioTransformer`).
+    """
+
+    def __init__(self, *, num_classes: int, **kw) -> None:
+        super().__init__(**kw)
+        self.num_classes = int(num_classes)
+        self.head = nn.Linear(self.dim, self.num_classes)
+
+    def forward(self, wave: Tensor, wave_lens: Tensor) -> Tensor:
+        """Logits ``(B, num_classes)``."""
+        x, pad = self.encode(wave, wave_lens)
+        keep = (~pad).unsqueeze(-1).to(x.dtype)
+        return self.head((x * keep).sum(1) / keep.sum(1).clamp_min(1.0))
+
+    @torch.no_grad()
+    def attention_example(self, inputs: tuple[Tensor, ...], label: int, datamodule) -> dict:
+        """Last encoder layer's attention over the frames of one clip (see :mod:`core.report.gallery`)."""
+        from speech.plots import frame_attention
+
+        wave, lens = inputs[0], inputs[1]
+        attn, _, feats = frame_attention(self, wave[0, : int(lens[0])])
+        pred = int(self(wave[:1], lens[:1]).argmax(-1))
+        classes = getattr(datamodule, "classes", None) or list(range(self.num_classes))
+        return {"kind": "frames", "attn": attn.numpy(), "spectrogram": feats.T.numpy(),
+                "title": f"label {classes[label]}, predicted {classes[pred]}"}

@@ -1,4 +1,5 @@
-"""``mas-predict`` for speech checkpoints: transcribe WAV/FLAC files at any rate, mono or stereo.
+"""``mas-predict`` for speech checkpoints: transcribe (CTC) or classify (spoken commands) WAV/FLAC files at
+any rate, mono or stereo.
 
 Long audio is first cut at pauses (runs of quiet 10 ms frames, an energy threshold between the
 file's noise floor and speech level), so each piece looks like a training utterance; pieces longer
@@ -25,7 +26,8 @@ from core.train.errors import InputError
 from speech.data.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
 
-__all__ = ["audio_paths", "split_at_pauses", "split_chunks", "transcribe_files", "transcribe_wave"]
+__all__ = ["audio_paths", "classify_files", "split_at_pauses", "split_chunks", "transcribe_files",
+           "transcribe_wave"]
 
 SILENCE_PEAK = 1e-4
 
@@ -100,6 +102,30 @@ def transcribe_wave(module, wave: Tensor, *, chunk_seconds: float = 20.0, beam_s
     return " ".join(t for t in texts if t)
 
 
+def _readable(paths: list[Path], sample_rate: int, results: list[dict]):
+    """Yield ``(path, wave)`` of each readable file; an unreadable one gets an ``error:`` line and a record
+    (a single bad file ends the run with its sentence)."""
+    for p in paths:
+        try:
+            wave = read_audio(p, sample_rate)
+        except InputError as exc:
+            if len(paths) == 1:
+                raise  # one file: the CLI prints the sentence and exits 2
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            results.append({"file": str(p), "error": str(exc)})
+            continue
+        yield p, wave
+
+
+def _write(results: list[dict], request: dict, out_dir: str, name: str) -> None:
+    if out_dir:
+        out = Path(request.get("out_dir") or out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("".join(json.dumps(r) + "\n" for r in results))
+    if all("error" in r for r in results):
+        raise InputError("none of the input files could be read as audio.")
+
+
 def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list[dict]:
     """Print ``<file>: <transcript>`` for each input; returns the records."""
     paths = audio_paths(request.get("input"))
@@ -110,15 +136,7 @@ def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list
     module = module.to(request.get("device") or "cpu").eval()
     sr = module.model.sample_rate
     results, audio_s, t0 = [], 0.0, time.perf_counter()
-    for p in paths:
-        try:
-            wave = read_audio(p, sr)
-        except InputError as exc:
-            if len(paths) == 1:
-                raise  # one file: the CLI prints the sentence and exits 2
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            results.append({"file": str(p), "error": str(exc)})
-            continue
+    for p, wave in _readable(paths, sr, results):
         audio_s += len(wave) / sr
         if float(wave.abs().max()) < SILENCE_PEAK:
             text, note = "", " (silent audio: no speech)"
@@ -127,13 +145,31 @@ def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list
         print(f"{p}: {text}{note}", flush=True)
         results.append({"file": str(p), "text": text, "seconds": round(len(wave) / sr, 3)})
     wall = time.perf_counter() - t0
-    if out_dir:
-        out = Path(request.get("out_dir") or out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "transcripts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results))
-    if all("error" in r for r in results):
-        raise InputError("none of the input files could be read as audio.")
+    _write(results, request, out_dir, "transcripts.jsonl")
     rtf = audio_s / max(wall, 1e-9)
     print(f"transcribed {audio_s:.1f} s of audio in {wall:.2f} s: {rtf:.1f}x real time "
           f"(beam_size={beam}, device={request.get('device') or 'cpu'})", flush=True)
+    return results
+
+
+@torch.no_grad()
+def classify_files(*, module, datamodule, request: dict, out_dir: str) -> list[dict]:
+    """Print the top-k labels with probabilities of each clip: a file longer than the training clips keeps
+    its loudest clip-length window, a shorter one is centred in silence (:func:`speech.data.commands.fit_clip`)."""
+    from speech.data.commands import fit_clip
+
+    paths = audio_paths(request.get("input"))
+    module = module.to(request.get("device") or "cpu").eval()
+    model, classes = module.model, list(datamodule.classes)
+    samples = int(round(datamodule.clip_seconds * model.sample_rate))
+    k = max(1, min(int(request.get("top_k") or 3), len(classes)))
+    results: list[dict] = []
+    for p, wave in _readable(paths, model.sample_rate, results):
+        x = fit_clip(wave, samples)[None].to(next(model.parameters()).device)
+        prob = model(x, torch.tensor([samples], device=x.device)).float().softmax(-1)[0]
+        top = prob.topk(k)
+        preds = [(classes[int(i)], float(v)) for v, i in zip(top.values, top.indices)]
+        print(f"{p}: " + ", ".join(f"{c} {v:.3f}" for c, v in preds), flush=True)
+        results.append({"file": str(p), "top": preds})
+    _write(results, request, out_dir, "labels.jsonl")
     return results
