@@ -8,9 +8,10 @@ as does the final norm (``norm`` vs ``encoder.norm``). Position embeddings diffe
   gets no PE, so the class slot is folded into ``cls_token`` (``cls_token + pos_embed[:, 0]``): the
   first token entering the encoder is the same vector.
 * with ``pe=learned`` the patch part becomes ``encoder.pe.table`` ``(gh, gw, C)`` (row-major, as timm).
-* with another PE the patch part cannot be loaded (it is not learned here): :func:`from_timm_state_dict`
-  accepts it only when it equals our fixed embedding (zeros for none), else refuses unless ``strict=False``. Exporting such a model writes our
-  fixed embedding into timm's ``pos_embed``, so a timm model reproduces our logits.
+* with another PE the patch part is not a parameter here: :func:`from_timm_state_dict` accepts it only
+  when it equals our fixed embedding (MAE's 2-D sin-cos table for ``pe=sinusoidal``, zeros for none),
+  else refuses unless ``strict=False``. Exporting such a model writes that fixed embedding into timm's
+  ``pos_embed``, so a timm model (or an MAE-initialised one) reproduces our logits.
 * rotary and bias PEs (RoPE, ALiBi) have no timm ``VisionTransformer`` counterpart; export refuses.
 
 Pooling: ``pool='cls'`` matches timm's ``global_pool='token'``; ``pool='mean'`` matches
@@ -83,8 +84,9 @@ def from_timm_state_dict(model, state: dict[str, Tensor], *, strict: bool = True
         if kind == "learned":
             out["encoder.pe.table"] = patch.reshape(gh, gw, -1).clone()
         elif strict and not torch.allclose(patch, _fixed_embedding(model), atol=1e-5):
-            raise ValueError(f"timm's learned pos_embed cannot load into pe={type(model.encoder.pe).__name__}; "
-                             "use pe=learned (or strict=False to drop it).")
+            name = "fixed sinusoidal table (MAE's)" if kind == "additive" else "all-zero table of this PE"
+            raise ValueError(f"timm's pos_embed is not the {name} that pe={type(model.encoder.pe).__name__} "
+                             "uses, so it cannot load; use pe=learned to keep it (or strict=False to drop it).")
     if has_cls and "cls_token" not in out:
         out["cls_token"] = state["cls_token"]
     own = model.state_dict()

@@ -310,12 +310,11 @@ class LinearAttention(AttentionBase):
             kv = torch.einsum("bhnd,bhne->bhde", kr, v)  # (B, H, Dh, Dh)
             num = torch.einsum("bhnd,bhde->bhne", qr, kv)
             den = torch.einsum("bhnd,bhd->bhn", q, k.sum(dim=2))
-        o = num / (den.unsqueeze(-1) + self.eps)
-        if self.record:
+        norm = den.unsqueeze(-1) + self.eps
+        o = num / norm
+        if self.record:  # the same normaliser as the output, so each row covers the keys its query sees
             s = qr @ kr.transpose(-2, -1)
-            if causal:
-                s = s.tril()
-            self.last_attn = (s / (q @ k.transpose(-2, -1)).sum(-1, keepdim=True).clamp_min(self.eps)).detach()
+            self.last_attn = ((s.tril() if causal else s) / norm).detach()
         return self._merge(o)
 
 

@@ -20,7 +20,9 @@ Conventions (pinned by tests against closed-form values):
 * Sinusoidal follows MAE: per axis, channels ``[sin(p * w_i), cos(p * w_i)]`` concatenated (not
   interleaved), ``w_i = base ** (-i / (d/2))`` for ``i < d/2`` (frequency divisor ``d/2``, as
   MAE; Whisper uses ``d/2 - 1``), ``base = 10000``. With ``P`` axes the channels split into ``P``
-  equal blocks, the first axis (row / time) first.
+  equal blocks; :class:`SinusoidalPE` puts the column block first and the row block second, as
+  MAE's table does (``axis_order="rows_first"`` gives the other order). :func:`sincos` itself
+  encodes the axes in the order given.
 * RoPE rotates "half" pairs ``(i, i + d/2)`` as GPT-NeoX, ``theta_i = base ** (-2i / d)``; the axial
   2-D form splits each head's channels into one block per axis, rows first.
 * ALiBi uses the paper's head slopes; bias ``-slope * |p_q - p_k|`` (Euclidean distance in 2-D).
@@ -143,15 +145,22 @@ class SinusoidalPE(PositionalEncoding):
     """Fixed sinusoidal embedding added to the tokens: 1-D text, 2-D patch grid, audio time-frame."""
 
     kind = "additive"
+    AXIS_ORDERS = ("columns_first", "rows_first")
 
-    def __init__(self, dim: int, num_heads: int, ndim: int, *, base: float = 10000.0, **kw) -> None:
+    def __init__(self, dim: int, num_heads: int, ndim: int, *, base: float = 10000.0,
+                 axis_order: str = "columns_first", **kw) -> None:
         super().__init__(dim, num_heads, ndim, **kw)
         if dim % (2 * ndim) != 0:
             raise ValueError(f"sinusoidal PE needs dim={dim} divisible by {2 * ndim} for {ndim}-D positions.")
-        self.base = base
+        if axis_order not in self.AXIS_ORDERS:
+            raise ValueError(f"axis_order={axis_order!r}: choose one of {', '.join(self.AXIS_ORDERS)}.")
+        self.base, self.axis_order = base, axis_order
 
     def embed(self, pos: Tensor) -> Tensor:
-        return sincos(self._check(pos), self.dim, self.base)
+        pos = self._check(pos)
+        if self.axis_order == "columns_first":  # MAE: the last coordinate axis gets the first block
+            pos = pos.flip(-1)
+        return sincos(pos, self.dim, self.base)
 
 
 def resample_table(table: Tensor, size: tuple[int, ...]) -> Tensor:

@@ -22,8 +22,12 @@ from core.train.errors import InputError
 
 __all__ = ["LAYOUT", "checkpoint_config", "load_checkpoint", "migrate_checkpoint", "moved_target"]
 
-#: layout version written into every checkpoint (1: before core/{nn,train,report}; 2: today's)
-LAYOUT = 2
+#: layout version written into every checkpoint (1: before core/{nn,train,report}; 2: 2-D sinusoidal
+#: tables with the row block first; 3: today's, MAE's column-first table)
+LAYOUT = 3
+
+_SINUSOIDAL = "core.nn.pe.SinusoidalPE"
+
 
 
 def moved_target(target: str) -> str:
@@ -47,6 +51,18 @@ def _retarget(node: Any) -> Any:
     return node
 
 
+def _keep_rows_first(node: Any) -> None:
+    """Layouts before 3 built 2-D sinusoidal tables with the row block first: keep that for their weights."""
+    if isinstance(node, dict):
+        if node.get("_target_") == _SINUSOIDAL:
+            node.setdefault("axis_order", "rows_first")
+        for v in node.values():
+            _keep_rows_first(v)
+    elif isinstance(node, list):
+        for v in node:
+            _keep_rows_first(v)
+
+
 def migrate_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
     """Bring an older layout's checkpoint to :data:`LAYOUT`, in place; returns it."""
     layout = int(ckpt.get("mas_layout", 1))
@@ -54,6 +70,8 @@ def migrate_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
         return ckpt
     if isinstance(ckpt.get("mas_config"), dict):
         ckpt["mas_config"] = _retarget(ckpt["mas_config"])
+        if layout < 3:
+            _keep_rows_first(ckpt["mas_config"])
     ckpt["mas_layout"], ckpt["mas_migrated_from"] = LAYOUT, layout
     return ckpt
 

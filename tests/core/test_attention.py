@@ -179,3 +179,19 @@ def test_bf16_autocast_runs_the_chosen_kernel_dtype(n, monkeypatch):
     torch.testing.assert_close(y.float(), ref, atol=3e-2, rtol=3e-2)
     y.float().sum().backward()
     assert m.qkv.weight.grad is not None and torch.isfinite(m.qkv.weight.grad).all()
+
+
+def test_causal_linear_attention_maps_are_what_each_query_sees():
+    """Recorded causal maps are normalised over the keys a query sees: rows sum to 1, map @ v is the output."""
+    torch.manual_seed(8)
+    m = LinearAttention(C, H).eval()
+    x = torch.randn(B, 6, C)
+    for causal in (False, True):
+        with record_attention(m):
+            out = m(x, causal=causal)
+        attn = m.last_attn
+        torch.testing.assert_close(attn.sum(-1), torch.ones(B, H, 6), atol=1e-5, rtol=0)
+        if causal:
+            assert torch.all(attn.triu(1) == 0)
+        v = m._heads(m.qkv(x).chunk(3, dim=-1)[2])
+        torch.testing.assert_close(m.proj((attn @ v).transpose(1, 2).reshape(B, 6, C)), out, atol=1e-5, rtol=1e-4)

@@ -65,3 +65,14 @@ def test_unmappable_old_checkpoint_is_one_sentence(tmp_path):
     with pytest.raises(ConfigError, match=r"comes from an older layout of this suite \(layout 1\)") as err:
         load_for_predict(str(tmp_path / "odd.ckpt"))
     assert "\n" not in str(err.value)
+
+
+def test_layout_2_sinusoidal_tables_keep_their_row_first_order():
+    """Checkpoints of layout 2 trained with the row block first; new runs get MAE's column-first table."""
+    from core.train.checkpoints import migrate_checkpoint
+
+    pe = {"_target_": "core.nn.pe.SinusoidalPE", "_partial_": True}
+    old = migrate_checkpoint({"mas_layout": 2, "state_dict": {}, "mas_config": {"model": {"pe": dict(pe)}}})
+    assert old["mas_config"]["model"]["pe"]["axis_order"] == "rows_first" and old["mas_migrated_from"] == 2
+    new = migrate_checkpoint({"mas_layout": LAYOUT, "state_dict": {}, "mas_config": {"model": {"pe": dict(pe)}}})
+    assert "axis_order" not in new["mas_config"]["model"]["pe"]

@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from references import mae_2d_sincos
+
 from core.nn.attention import MultiHeadAttention
 from core.nn.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE, alibi_slopes, grid_coords, sequence_coords, sincos
 
@@ -18,15 +20,21 @@ def test_sinusoidal_1d_closed_form():
     torch.testing.assert_close(emb, torch.tensor(ref), atol=1e-6, rtol=0)
 
 
-def test_sinusoidal_2d_is_row_block_then_column_block():
-    d = 16
-    pos = grid_coords(3, 4)  # (1, 12, 2), row-major
-    emb = SinusoidalPE(d, 2, 2).embed(pos)[0]
+@pytest.mark.parametrize("gh,gw", [(4, 4), (3, 5)])
+def test_sinusoidal_2d_is_maes_table(gh, gw):
+    """Row-major patch order, first half the column, second half the row: MAE's fixed table exactly."""
+    emb = SinusoidalPE(32, 2, 2).embed(grid_coords(gh, gw))[0]
+    torch.testing.assert_close(emb, torch.tensor(mae_2d_sincos(32, gh, gw), dtype=torch.float32), atol=1e-6, rtol=0)
+
+
+def test_sinusoidal_2d_rows_first_is_an_option():
+    pos = grid_coords(3, 4)
+    mae, rows = SinusoidalPE(16, 2, 2).embed(pos)[0], SinusoidalPE(16, 2, 2, axis_order="rows_first").embed(pos)[0]
+    torch.testing.assert_close(rows, torch.cat([mae[:, 8:], mae[:, :8]], dim=-1))
     r, c = 2, 1
-    i = r * 4 + c
-    torch.testing.assert_close(emb[i, :8], sincos(torch.tensor([[float(r)]]), 8)[0])
-    torch.testing.assert_close(emb[i, 8:], sincos(torch.tensor([[float(c)]]), 8)[0])
-    assert torch.allclose(emb[0, :4], torch.zeros(4)) and torch.allclose(emb[0, 4:8], torch.ones(4))
+    torch.testing.assert_close(rows[r * 4 + c, :8], sincos(torch.tensor([[float(r)]]), 8)[0])
+    with pytest.raises(ValueError, match="axis_order"):
+        SinusoidalPE(16, 2, 2, axis_order="diagonal")
 
 
 def test_time_frame_pe_uses_seconds_times_scale():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
+from references import mae_2d_sincos
 from timm.models.vision_transformer import VisionTransformer
 
 from core.nn.pe import ALiBi, LearnedPE, NoPE, RoPE, SinusoidalPE
@@ -81,3 +83,24 @@ def test_refusals():
             to_timm_state_dict(_ours(pe))
     with pytest.raises(FileNotFoundError):
         load_timm_checkpoint(_ours(), "/nonexistent/vit.pth")
+
+
+def test_mae_fixed_table_loads_into_sinusoidal_and_exports_back():
+    """A timm ViT carrying MAE's fixed 2-D sin-cos table loads strictly into pe=sinusoidal, and export
+    writes that same table."""
+    timm_model = _timm("cls")
+    gh = gw = SIZE["img_size"] // SIZE["patch_size"]
+    table = np.concatenate([np.zeros((1, 48)), mae_2d_sincos(48, gh, gw)])  # MAE: zero class slot
+    with torch.no_grad():
+        timm_model.pos_embed.copy_(torch.tensor(table, dtype=torch.float32)[None])
+    ours = _ours(SinusoidalPE, "cls")
+    ours.load_state_dict(from_timm_state_dict(ours, timm_model.state_dict()))
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(ours(x), timm_model(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(to_timm_state_dict(ours)["pos_embed"], timm_model.pos_embed.detach(), atol=1e-6, rtol=0)
+
+
+def test_non_fixed_pos_embed_refused_by_name():
+    ours = _ours(SinusoidalPE, "cls")
+    with pytest.raises(ValueError, match="is not the fixed sinusoidal table"):
+        from_timm_state_dict(ours, _timm("cls").state_dict())
