@@ -38,11 +38,11 @@ def test_sinusoidal_coordinates_are_scaled_to_the_trained_range():
     pos = model.patch_coords(7, 7)
     assert pos[0, -1].tolist() == [3.0, 3.0] and pos[0, 1].tolist() == [0.0, 0.5]
     emb = model.encoder.pe.embed(pos)[0]
-    # closed form, MAE layout: per axis [sin(p w_0..3), cos(p w_0..3)], w_k = 10000^(-k/4), rows first
+    # closed form, MAE layout: per axis [sin(p w_0..3), cos(p w_0..3)], w_k = 10000^(-k/4), column block first
     row, col = 3 * 2 / 6, 3 * 5 / 6  # patch (2, 5) of the 7x7 grid
     w = [10000 ** (-k / 4) for k in range(4)]
-    want = ([math.sin(row * f) for f in w] + [math.cos(row * f) for f in w]
-            + [math.sin(col * f) for f in w] + [math.cos(col * f) for f in w])
+    want = ([math.sin(col * f) for f in w] + [math.cos(col * f) for f in w]
+            + [math.sin(row * f) for f in w] + [math.cos(row * f) for f in w])
     torch.testing.assert_close(emb[2 * 7 + 5], torch.tensor(want), atol=1e-6, rtol=1e-6)
 
 
