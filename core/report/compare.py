@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from core.train.cli import CONF, guarded
 from core.train.errors import ConfigError
+from core.train.overrides import check_command_line
 
 __all__ = ["Cell", "expand_grid", "launch_commands", "main", "pending"]
 
@@ -141,6 +142,7 @@ def _compare(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    guarded(lambda: check_command_line("compare", sys.argv[1:], "mas-compare"))
     _compare()
 
 

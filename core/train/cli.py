@@ -7,7 +7,9 @@ written in the run directory is removed.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -17,9 +19,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from core.train.errors import ConfigError, InputError
+from core.train.overrides import check_command_line, split_free_text
 from core.train.tasks import NonFiniteLossError
 
 CONF = "pkg://conf"  # the config tree ships inside the wheel as the package ``conf``
+_FREE_TEXT: list[str] = []  # mas-predict text=... values, kept away from Hydra's override grammar
 
 OmegaConf.register_new_resolver("mas.slug", lambda s: str(s).replace("/", "-"), replace=True)
 
@@ -62,11 +66,12 @@ def _train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="eval")
 def _eval(cfg: DictConfig) -> None:
-    from core.train.run import evaluate
+    from core.train.run import evaluate, set_threads
 
     def go():
         if not cfg.get("ckpt_path"):
             raise ConfigError("mas-eval needs ckpt_path=<path to a .ckpt written by mas-train>.")
+        set_threads(cfg)
         overrides = {}
         for item in cfg.get("override") or []:
             key, sep, value = str(item).partition("=")
@@ -83,28 +88,54 @@ def _eval(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="predict")
 def _predict(cfg: DictConfig) -> None:
-    from core.train.run import load_for_predict
+    from core.train.run import load_for_predict, set_threads
 
     def go():
         if not cfg.get("ckpt_path"):
             raise ConfigError("mas-predict needs ckpt_path=<path to a .ckpt written by mas-train>.")
+        set_threads(cfg)
         run_cfg, dm, module = load_for_predict(cfg.ckpt_path)
         if run_cfg.get("predictor") is None:
             raise ConfigError(f"task '{run_cfg.get('task')}' has no predictor configured.")
         predictor = hydra.utils.instantiate(run_cfg.predictor)
         request = OmegaConf.to_container(cfg, resolve=True)
+        if _FREE_TEXT:
+            request["text"] = _FREE_TEXT[0] if len(_FREE_TEXT) == 1 else list(_FREE_TEXT)
         predictor(module=module, datamodule=dm, request=request, out_dir=_out_dir())
 
     guarded(go)
 
 
+def _checked(config_name: str, app: str) -> None:
+    """Validate ``sys.argv`` before Hydra sees it (one sentence and exit 2 on a bad override)."""
+    guarded(lambda: check_command_line(config_name, sys.argv[1:], app))
+
+
+def _keep_run_records() -> None:
+    """Resuming into an existing run writes its Hydra records beside the original ones, never over them."""
+    args = sys.argv[1:]
+    resuming = any(a.split("=", 1)[1].lower() in ("true", "1", "yes") for a in args if a.startswith("resume="))
+    run_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), None)
+    if not (resuming and run_dir) or any(a.startswith("hydra.output_subdir=") for a in args):
+        return
+    if (Path(run_dir).expanduser() / ".hydra" / "config.yaml").is_file():
+        sys.argv.append(f"hydra.output_subdir=.hydra/resume-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 def train_main() -> None:
+    _checked("train", "mas-train")
+    _keep_run_records()
     _train()
 
 
 def eval_main() -> None:
+    _checked("eval", "mas-eval")
     _eval()
 
 
 def predict_main() -> None:
+    rest, texts = split_free_text(sys.argv[1:], "text")
+    sys.argv[1:] = rest
+    _FREE_TEXT[:] = texts
+    _checked("predict", "mas-predict")
     _predict()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +20,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from core.train.callbacks import EpochReseed, SameConfigAcrossRanks
 from core.train.checkpoints import checkpoint_config, load_checkpoint
-from core.train.errors import ConfigError
+from core.train.errors import ConfigError, InputError
 from core.train.finetune import FreezeEncoder, load_pretrained
 from core.train.protocols import ProvidesModelFacts
 from core.train.tasks import BaseTask
 from core.train.validate import validate
 
-__all__ = ["build", "evaluate", "load_for_predict", "restore", "train", "write_metrics"]
+__all__ = ["build", "evaluate", "load_for_predict", "restore", "set_threads", "train", "write_metrics"]
 
 
 def _choices(cfg: DictConfig) -> dict[str, str]:
@@ -99,6 +100,12 @@ def _device(trainer: L.Trainer) -> str:
     return dev.type
 
 
+def set_threads(cfg: DictConfig) -> None:
+    """Apply the runtime key ``threads=`` (torch CPU threads of this process) shared by every CLI."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+
+
 def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> Path:
     """Write ``metrics.json`` atomically (a crash never leaves half a file)."""
     path = Path(out_dir) / "metrics.json"
@@ -115,7 +122,10 @@ def _resume_path(cfg: DictConfig, out_dir: Path) -> str | None:
         if not last.is_file():
             raise ConfigError(f"resume=true but {last} does not exist; pass the run's own directory "
                               "with hydra.run.dir=<run dir>.")
-        checkpoint_config(load_checkpoint(last), last, task=cfg.task)
+        try:
+            checkpoint_config(load_checkpoint(last), last, task=cfg.task)
+        except InputError as exc:
+            return _fall_back(last, cfg.task, exc)
         return str(last)
     if ckpt:
         stored = load_checkpoint(ckpt)  # fails with one sentence on a missing or corrupt file
@@ -124,12 +134,44 @@ def _resume_path(cfg: DictConfig, out_dir: Path) -> str | None:
     return None
 
 
+def _check_fits(module: BaseTask, path: str) -> None:
+    """A checkpoint to resume from must hold this run's model: else one sentence before Lightning's wall of text."""
+    stored = load_checkpoint(path)["state_dict"]
+    own = module.state_dict()
+    for key, value in own.items():
+        if key not in stored or tuple(stored[key].shape) != tuple(value.shape):
+            have = "lacks it" if key not in stored else f"has {tuple(stored[key].shape)}"
+            raise ConfigError(f"checkpoint {path} does not hold this run's model ({key}: the run needs "
+                              f"{tuple(value.shape)}, the checkpoint {have}); resume with the run's own config.")
+
+
+def _fall_back(last: Path, task: str, why: InputError) -> str:
+    """Resume from the newest readable checkpoint beside an unreadable ``last.ckpt`` (kept, renamed
+    ``last.ckpt.corrupt``), saying so in one sentence."""
+    good = []
+    for path in sorted(last.parent.glob("*.ckpt")):
+        if path == last:
+            continue
+        try:
+            stored = load_checkpoint(path)
+            checkpoint_config(stored, path, task=task)
+        except InputError:
+            continue
+        good.append((int(stored.get("global_step", 0)), path))
+    if not good:
+        raise InputError(f"{why} No other checkpoint in {last.parent} can be read to resume from.") from why
+    step, path = max(good)
+    os.replace(last, last.with_name("last.ckpt.corrupt"))
+    print(f"warning: {last} is truncated or corrupt (kept as last.ckpt.corrupt); resuming from {path.name} "
+          f"(step {step}) instead.", file=sys.stderr, flush=True)
+    return str(path)
+
+
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     """Fit, test the best checkpoint, write ``metrics.json`` (rank 0); returns the metrics."""
     out_dir = Path(out_dir)
     validate(cfg)
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg.threads))
+    set_threads(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm, module = build(cfg)
     if cfg.get("compile"):
@@ -138,8 +180,10 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     freeze = int(OmegaConf.select(cfg, "finetune.freeze_encoder_epochs", default=0) or 0)
     if freeze > 0:
         extra.append(FreezeEncoder(freeze))
-    trainer = _trainer(cfg, out_dir, extra)
     ckpt = _resume_path(cfg, out_dir)
+    if ckpt:
+        _check_fits(module, ckpt)
+    trainer = _trainer(cfg, out_dir, extra)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
     wall = time.perf_counter() - t0

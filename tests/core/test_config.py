@@ -3,9 +3,9 @@
 import re
 
 import pytest
+from conftest import CONF_DIR, compose_cfg, run_cli, train_cfg
 from hydra.utils import instantiate
 
-from conftest import CONF_DIR, compose_cfg, run_cli, train_cfg
 from core.train.errors import ConfigError
 
 RECIPES = sorted(str(p.relative_to(CONF_DIR / "experiment").with_suffix(""))
@@ -61,11 +61,27 @@ def test_cli_bad_config_exits_2_with_one_sentence(tmp_path):
     assert re.fullmatch(r"error: model\.dim=\d+ is not divisible by model\.num_heads=5\.", lines[-1]), lines[-1]
 
 
-def test_cli_unknown_pe_and_attention_name_the_group(tmp_path):
-    for over, group in (("pe=fourier", "pe/fourier"), ("attention=flash9", "attention/flash9")):
-        proc = run_cli("mas-train", over, f"hydra.run.dir={tmp_path}/r", cwd=tmp_path)
-        assert proc.returncode != 0
-        assert f"Could not find '{group}'" in proc.stderr
+@pytest.mark.parametrize("app,args,sentence", [
+    ("mas-train", ["pe=rope2"], "error: pe=rope2: there is no such pe config; did you mean rope or rope_2d? choose one "
+                                "of alibi, learned, none, rope, rope_2d, sinusoidal, sinusoidal_2d."),
+    ("mas-train", ["attention=flash9"], "error: attention=flash9: there is no such attention config; choose one of "
+                                        "additive, linear, sdpa."),
+    ("mas-train", ["model.dimm=3"], "error: model.dimm is not a key of mas-train's config; did you mean model.dim"),
+    ("mas-train", ["experiment=vision/nope"], "error: experiment=vision/nope: there is no such experiment config"),
+    ("mas-train", ["-m", "pe=rope,rope3"], "error: pe=rope3: there is no such pe config"),
+    ("mas-train", ["seed=1,2"], "error: seed=1,2 holds comma-separated values"),
+    ("mas-predict", ["ckpt_path=x.ckpt", "topk=3"], "error: topk is not a key of mas-predict's config; did you mean top_k?"),
+    ("mas-eval", ["ckpt_path=x.ckpt", "trainer.precison=bf16"], "error: trainer.precison is not a key of mas-eval's "
+                                                                 "config; did you mean trainer.precision"),
+    ("mas-compare", ["preset=quik"], "error: preset=quik: there is no such preset config; did you mean quick?"),
+])
+def test_cli_wrong_key_or_option_is_one_sentence_naming_the_closest(app, args, sentence, tmp_path):
+    """Every CLI: a wrong key or group option ends with one `error:` line (no Hydra text) and exit 2."""
+    proc = run_cli(app, *args, f"hydra.run.dir={tmp_path}/r", cwd=tmp_path)
+    lines = _one_error_line(proc)
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith(sentence), lines[0]
+    assert not (tmp_path / "r").exists()  # refused before Hydra made a run directory
 
 
 def test_cli_multirun_with_ddp_is_refused(tmp_path):
