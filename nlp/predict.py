@@ -1,4 +1,4 @@
-"""``mas-predict`` for text checkpoints: ``text="..."`` or ``input=<file of lines>``.
+"""``mas-predict`` for text checkpoints: ``text="..."``, ``input=<files or folders of lines>`` or ``input=-``.
 
 Defined behaviour on awkward input: empty text (or a file with no non-empty line) is an
 ``InputError``; characters/pieces outside the vocabulary become ``<unk>`` with a warning naming
@@ -7,6 +7,7 @@ them; input longer than the model's limit is truncated with a warning.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,36 +16,56 @@ import torch
 from torch import Tensor
 
 from core.train.errors import InputError
+from core.train.inputs import STDIN, each_readable, finish_inputs, input_files
 from nlp.data.modules import pad_sequences
 from nlp.tokenizers import UNK
 
-__all__ = ["predict_classes", "predict_translations", "read_texts"]
+__all__ = ["TEXT_SUFFIXES", "predict_classes", "predict_translations", "read_texts"]
+
+TEXT_SUFFIXES = {".txt", ".text"}
 
 
-def read_texts(request: dict) -> list[str]:
-    """Lines to predict from ``text=`` (one string or a list) or ``input=`` (text files, one item a line)."""
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"input file {path} is not UTF-8 text.") from exc
+    except OSError as exc:
+        raise InputError(f"input file {path} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
+    lines = [t.strip() for t in text.splitlines() if t.strip()]
+    if not lines:
+        raise InputError(f"input file {path} has no non-blank line to predict.")
+    return lines
+
+
+def read_texts(request: dict, results: list[dict] | None = None) -> tuple[list[str], list[str | None]]:
+    """Texts to predict and where each came from (a file name, or ``None``): ``text=`` (one string or a
+    list, any characters), ``input=-`` (standard input), or ``input=`` text files, folders of ``.txt``
+    files and lists of both, one text per non-blank line. Unreadable files are recorded in ``results``
+    (see :mod:`core.train.inputs`) and the others are still read."""
     text, spec = request.get("text"), request.get("input")
+    results = [] if results is None else results
     if text is not None and spec is not None:
         raise InputError("give either text=... or input=<file>, not both.")
     if text is not None:
-        texts = [str(t) for t in text] if isinstance(text, (list, tuple)) else [str(text)]
-    elif spec is not None:
-        texts = []
-        for item in spec if isinstance(spec, (list, tuple)) else [spec]:
-            p = Path(str(item)).expanduser()
-            if not p.is_file():
-                raise InputError(f"input file {p} does not exist.")
-            try:
-                texts += p.read_text(encoding="utf-8").splitlines()
-            except UnicodeDecodeError as exc:
-                raise InputError(f"input file {p} is not UTF-8 text.") from exc
-        texts = [t for t in texts if t.strip()]
-    else:
-        raise InputError('mas-predict needs text="..." or input=<file with one text per line>.')
-    texts = [t.strip() for t in texts]
-    if not texts or any(not t for t in texts):
-        raise InputError("the text to predict is empty; give at least one non-blank line.")
-    return texts
+        texts = [str(t).strip() for t in text] if isinstance(text, (list, tuple)) else [str(text).strip()]
+        if not texts or any(not t for t in texts):
+            raise InputError("the text to predict is empty; give at least one non-blank line.")
+        return texts, [None] * len(texts)
+    if spec is None:
+        raise InputError('mas-predict needs text="...", input=<text file or folder>, or input=- for standard input.')
+    if str(spec) == STDIN:
+        texts = [t.strip() for t in sys.stdin.read().splitlines() if t.strip()]
+        if not texts:
+            raise InputError("standard input held no non-blank line to predict.")
+        return texts, ["<stdin>"] * len(texts)
+    texts, sources = [], []
+    for path, lines in each_readable(input_files(spec, TEXT_SUFFIXES, "text"), _read_lines, results):
+        texts += lines
+        sources += [str(path)] * len(lines)
+    if not texts:
+        finish_inputs(results)
+    return texts, sources
 
 
 def _encode(encoder, texts: list[str], device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,26 +82,33 @@ def _encode(encoder, texts: list[str], device: str) -> tuple[torch.Tensor, torch
     return tokens.to(device), mask.to(device)
 
 
-def _prepare(module, request: dict, encoder) -> tuple[Any, list[str], tuple[Tensor, Tensor]]:
-    """The model on ``request.device`` in eval mode, the input texts, and their padded ids and mask."""
+def _prepare(module, request: dict, encoder, results: list[dict]
+             ) -> tuple[Any, list[str], list[str | None], tuple[Tensor, Tensor]]:
+    """The model on ``request.device`` in eval mode, the input texts, their sources, and their padded ids
+    and mask; unreadable files are recorded in ``results``."""
     device = str(request.get("device") or "cpu")
-    texts = read_texts(request)
-    return module.model.to(device).eval(), texts, _encode(encoder, texts, device)
+    texts, sources = read_texts(request, results)
+    return module.model.to(device).eval(), texts, sources, _encode(encoder, texts, device)
+
+
+def _record(source: str | None, **fields: Any) -> dict[str, Any]:
+    return ({"file": source} if source else {}) | fields
 
 
 @torch.no_grad()
 def predict_classes(*, module, datamodule, request: dict, out_dir: str) -> list[dict[str, Any]]:
     """Print the top-k labels with probabilities for each text; returns them too."""
-    model, texts, (tokens, mask) = _prepare(module, request, datamodule.encoder())
+    results: list[dict[str, Any]] = []
+    model, texts, sources, (tokens, mask) = _prepare(module, request, datamodule.encoder(), results)
     prob = model(tokens, mask).float().softmax(-1)
     k = max(1, min(int(request.get("top_k") or 1), prob.shape[-1]))
-    results = []
-    for text, p in zip(texts, prob):
+    for text, source, p in zip(texts, sources, prob):
         top = p.topk(k)
         preds = [(datamodule.classes[int(i)], float(v)) for v, i in zip(top.values, top.indices)]
         print(f"{preds[0][0]}\t{preds[0][1]:.3f}\t{text}" + ("" if k == 1 else "\t" + ", ".join(
             f"{c} {v:.3f}" for c, v in preds[1:])))
-        results.append({"text": text, "label": preds[0][0], "prob": preds[0][1], "top": preds})
+        results.append(_record(source, text=text, label=preds[0][0], prob=preds[0][1], top=preds))
+    finish_inputs(results)
     return results
 
 
@@ -89,14 +117,15 @@ def predict_translations(*, module, datamodule, request: dict, out_dir: str) -> 
     """Print one translation per input line (beam search by default, ``beam_size=1`` greedy)."""
     from nlp.models import translate
 
-    model, texts, (src, mask) = _prepare(module, request, datamodule.src_encoder())
+    results: list[dict[str, Any]] = []
+    model, texts, sources, (src, mask) = _prepare(module, request, datamodule.src_encoder(), results)
     beam = int(request.get("beam_size") or 1)
     max_len = request.get("max_len") or getattr(module, "max_len", None)
     ids = translate(model, src, mask, beam_size=beam, length_penalty=float(request.get("length_penalty") or 0.0),
                     max_len=max_len)
-    results = []
-    for text, row in zip(texts, ids):
+    for text, source, row in zip(texts, sources, ids):
         out = datamodule.tokenizer.decode(row.tolist())
         print(out)
-        results.append({"text": text, "translation": out})
+        results.append(_record(source, text=text, translation=out))
+    finish_inputs(results)
     return results

@@ -12,8 +12,6 @@ wall second). Transcripts also go to ``<out_dir>/transcripts.jsonl``.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.train.data import input_files
 from core.train.errors import InputError
+from core.train.inputs import each_readable, finish_inputs, input_files
 from speech.data.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
 
@@ -102,28 +100,8 @@ def transcribe_wave(module, wave: Tensor, *, chunk_seconds: float = 20.0, beam_s
     return " ".join(t for t in texts if t)
 
 
-def _readable(paths: list[Path], sample_rate: int, results: list[dict]):
-    """Yield ``(path, wave)`` of each readable file; an unreadable one gets an ``error:`` line and a record
-    (a single bad file ends the run with its sentence)."""
-    for p in paths:
-        try:
-            wave = read_audio(p, sample_rate)
-        except InputError as exc:
-            if len(paths) == 1:
-                raise  # one file: the CLI prints the sentence and exits 2
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            results.append({"file": str(p), "error": str(exc)})
-            continue
-        yield p, wave
-
-
-def _write(results: list[dict], request: dict, out_dir: str, name: str) -> None:
-    if out_dir:
-        out = Path(request.get("out_dir") or out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / name).write_text("".join(json.dumps(r) + "\n" for r in results))
-    if all("error" in r for r in results):
-        raise InputError("none of the input files could be read as audio.")
+def _out(request: dict, out_dir: str) -> Path | None:
+    return Path(request.get("out_dir") or out_dir) if out_dir else None
 
 
 def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list[dict]:
@@ -136,7 +114,7 @@ def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list
     module = module.to(request.get("device") or "cpu").eval()
     sr = module.model.sample_rate
     results, audio_s, t0 = [], 0.0, time.perf_counter()
-    for p, wave in _readable(paths, sr, results):
+    for p, wave in each_readable(paths, lambda f: read_audio(f, sr), results):
         audio_s += len(wave) / sr
         if float(wave.abs().max()) < SILENCE_PEAK:
             text, note = "", " (silent audio: no speech)"
@@ -145,10 +123,10 @@ def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list
         print(f"{p}: {text}{note}", flush=True)
         results.append({"file": str(p), "text": text, "seconds": round(len(wave) / sr, 3)})
     wall = time.perf_counter() - t0
-    _write(results, request, out_dir, "transcripts.jsonl")
     rtf = audio_s / max(wall, 1e-9)
     print(f"transcribed {audio_s:.1f} s of audio in {wall:.2f} s: {rtf:.1f}x real time "
           f"(beam_size={beam}, device={request.get('device') or 'cpu'})", flush=True)
+    finish_inputs(results, _out(request, out_dir), "transcripts.jsonl")
     return results
 
 
@@ -164,12 +142,12 @@ def classify_files(*, module, datamodule, request: dict, out_dir: str) -> list[d
     samples = int(round(datamodule.clip_seconds * model.sample_rate))
     k = max(1, min(int(request.get("top_k") or 3), len(classes)))
     results: list[dict] = []
-    for p, wave in _readable(paths, model.sample_rate, results):
+    for p, wave in each_readable(paths, lambda f: read_audio(f, model.sample_rate), results):
         x = fit_clip(wave, samples)[None].to(next(model.parameters()).device)
         prob = model(x, torch.tensor([samples], device=x.device)).float().softmax(-1)[0]
         top = prob.topk(k)
         preds = [(classes[int(i)], float(v)) for v, i in zip(top.values, top.indices)]
         print(f"{p}: " + ", ".join(f"{c} {v:.3f}" for c, v in preds), flush=True)
         results.append({"file": str(p), "top": preds})
-    _write(results, request, out_dir, "labels.jsonl")
+    finish_inputs(results, _out(request, out_dir), "labels.jsonl")
     return results

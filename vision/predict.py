@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core.train.data import input_files
 from core.train.errors import InputError
+from core.train.inputs import each_readable, finish_inputs, input_files
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -25,11 +25,25 @@ def image_paths(spec: Any) -> list[Path]:
     return input_files(spec, IMAGE_SUFFIXES, "image")
 
 
+_WIDE_GREY = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit greyscale (PIL modes ``I;16*``, or ``I`` as older Pillow opens 16-bit PNGs) scaled by its
+    bit depth to 8 bits; converting it directly would clip every value above 255 to white."""
+    full = _WIDE_GREY[im.mode]
+    arr = np.asarray(im, dtype=np.float64)
+    return Image.fromarray(np.clip(np.rint(arr * (255.0 / full)), 0, 255).astype(np.uint8), mode="L")
+
+
 def read_image(path: Path, channels: int) -> Image.Image:
-    """Open any PIL mode and convert to ``L`` (1 channel) or ``RGB``; transparency is composited on black."""
+    """Open any PIL mode and convert to ``L`` (1 channel) or ``RGB``; transparency is composited on black,
+    16-bit greyscale is scaled by its bit depth."""
     try:
         with Image.open(path) as im:
             im.load()
+            if im.mode in _WIDE_GREY:
+                im = _to_8bit(im)
             if im.mode == "P" and "transparency" in im.info:
                 im = im.convert("RGBA")
             if im.mode in ("RGBA", "LA"):
@@ -47,11 +61,6 @@ def to_tensor(im: Image.Image, size: tuple[int, int]) -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
-def load_image(path: Path, size: tuple[int, int], channels: int) -> torch.Tensor:
-    """Any PIL mode (L, RGB, RGBA, P, ...) and size -> ``(channels, H, W)`` in [0, 1]."""
-    return to_tensor(read_image(path, channels), size)
-
-
 @torch.no_grad()
 def predict_images(*, module, datamodule, request: dict, out_dir: str) -> list[dict]:
     """Print the top-k classes with probabilities for each image; returns them too."""
@@ -59,14 +68,15 @@ def predict_images(*, module, datamodule, request: dict, out_dir: str) -> list[d
     channels = model.patch_embed.proj.in_channels
     classes = list(getattr(datamodule, "classes", None) or range(model.num_classes))
     k = max(1, min(int(request.get("top_k") or 3), len(classes)))
-    results = []
-    for path in image_paths(request.get("input")):
-        x = datamodule.normalize(load_image(path, model.img_size, channels))[None]
+    results: list[dict] = []
+    for path, im in each_readable(image_paths(request.get("input")), lambda f: read_image(f, channels), results):
+        x = datamodule.normalize(to_tensor(im, model.img_size))[None]
         prob = model(x).softmax(-1)[0]
         top = prob.topk(k)
         preds = [(str(classes[i]), float(p)) for p, i in zip(top.values, top.indices)]
         print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in preds))
         results.append({"file": str(path), "top": preds})
+    finish_inputs(results)
     return results
 
 
@@ -82,9 +92,8 @@ def predict_masks(*, module, datamodule, request: dict, out_dir: str) -> list[di
     channels = model.patch_embed.proj.in_channels
     classes = list(getattr(datamodule, "classes", None) or range(model.num_classes))
     dest = Path(request.get("out_dir") or out_dir)
-    results = []
-    for path in image_paths(request.get("input")):
-        im = read_image(path, channels)
+    results: list[dict] = []
+    for path, im in each_readable(image_paths(request.get("input")), lambda f: read_image(f, channels), results):
         x = datamodule.normalize(to_tensor(im, model.img_size))[None]
         pred = model(x).argmax(1, keepdim=True).float()  # (1, 1, h, w)
         full = F.interpolate(pred, size=(im.height, im.width), mode="nearest")[0, 0].long()
@@ -94,4 +103,5 @@ def predict_masks(*, module, datamodule, request: dict, out_dir: str) -> list[di
         present = {str(classes[int(c)]): round(float((full == c).float().mean()), 4) for c in full.unique()}
         print(f"{path}: mask {mask}, overlay {overlay}; class fractions {present}")
         results.append({"file": str(path), "mask": str(mask), "overlay": str(overlay), "fractions": present})
+    finish_inputs(results)
     return results

@@ -7,16 +7,13 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from core.train.errors import InputError
-
-__all__ = ["SplitDataModule", "cached_tensors", "fixed_split", "input_files"]
+__all__ = ["SplitDataModule", "cached_tensors", "fixed_split"]
 
 
 def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
@@ -49,27 +46,6 @@ def cached_tensors(path: str | Path, build: Callable[[], dict], *, version: int 
     torch.save(data, tmp)
     os.replace(tmp, path)
     return data
-
-
-def input_files(spec: Any, suffixes: set[str], kind: str) -> list[Path]:
-    """Files named by ``mas-predict input=``: a file, a folder (its files with ``suffixes``), or a list.
-
-    Raises :class:`InputError` with one sentence for a missing input or an empty selection.
-    """
-    if spec is None:
-        raise InputError(f"mas-predict needs input=<{kind} file, folder or list of files>.")
-    paths: list[Path] = []
-    for item in spec if isinstance(spec, (list, tuple)) else [spec]:
-        p = Path(str(item)).expanduser()
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in suffixes)
-        elif p.is_file():
-            paths.append(p)
-        else:
-            raise InputError(f"input file {p} does not exist.")
-    if not paths:
-        raise InputError(f"no {kind} files ({', '.join(sorted(suffixes))}) found in {spec}.")
-    return paths
 
 
 class SplitDataModule(L.LightningDataModule, abc.ABC):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sacrebleu
@@ -92,3 +95,60 @@ def test_cli_predict_bad_input_exits_2(cls_ckpt, tmp_path):
     proc = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", "text='nine | ten'", f"hydra.run.dir={tmp_path / 'q'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split("\t")[0] in ("first", "second")
+
+
+TYPED = ["one hundred, two | seven", "Zwölf | drei", "dix-sept | vingt", "dieciséis | cinco", "七 | 八 😀",
+         "it's \"quoted\" [x]={y} | $HOME ~ #5"]
+
+
+def _labels(stdout: str) -> list[str]:
+    return [ln.split("\t")[0] for ln in stdout.strip().splitlines()]
+
+
+def test_text_of_any_content_works_as_typed(cls_ckpt, tmp_path):
+    """Commas, accents, emoji, CJK, quotes, brackets: from text=, from a file and from standard input."""
+    from core.train.run import load_for_predict as load
+
+    _, dm, module = load(str(cls_ckpt))
+    direct = predict_direct(module, dm, TYPED)
+    for i, text in enumerate(TYPED):
+        proc = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", f"text={text}", f"hydra.run.dir={tmp_path / str(i)}")
+        assert proc.returncode == 0, (text, proc.stderr[-1500:])
+        assert proc.stdout.strip().split("\t")[2] == text.strip() and _labels(proc.stdout) == [direct[i]]
+    lines = tmp_path / "typed.txt"
+    lines.write_text("\n".join(TYPED) + "\n", encoding="utf-8")
+    from_file = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", f"input={lines}", f"hydra.run.dir={tmp_path / 'f'}")
+    assert from_file.returncode == 0 and _labels(from_file.stdout) == direct
+    exe = Path(sys.executable).parent / "mas-predict"
+    piped = subprocess.run([str(exe), f"ckpt_path={cls_ckpt}", "input=-", f"hydra.run.dir={tmp_path / 's'}"],
+                           input="\n".join(TYPED), capture_output=True, text=True, timeout=300)
+    assert piped.returncode == 0, piped.stderr[-1500:]
+    assert _labels(piped.stdout) == direct
+
+
+def predict_direct(module, dm, texts):
+    """The labels the model gives the same texts, computed without the CLI."""
+    with torch.no_grad():
+        ids = dm.encoder().encode(texts, what="inputs")
+        from nlp.data.modules import pad_sequences
+
+        tokens, mask = pad_sequences(ids)
+        return [dm.classes[int(i)] for i in module.model.eval()(tokens, mask).argmax(-1)]
+
+
+def test_folder_of_text_files_and_one_bad_file(cls_ckpt, tmp_path):
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("five | six\nseventy | seven\n")
+    (folder / "b.txt").write_text("twelve | three\n")
+    (folder / "c.txt").write_bytes(b"\xff\xfe\xfa not utf-8")
+    (folder / "ignored.bin").write_bytes(b"\x00")
+    proc = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", f"input={folder}", f"hydra.run.dir={tmp_path / 'p'}")
+    assert proc.returncode == 2  # one file failed; the others got their output
+    assert len(_labels(proc.stdout)) == 3
+    err = proc.stderr.strip().splitlines()
+    assert "c.txt is not UTF-8 text" in err[0]
+    assert err[-1] == "error: 1 of 3 input files could not be read (c.txt); the others got their output."
+    ok = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", f"input={folder / 'a.txt'}", "threads=1",
+                 f"hydra.run.dir={tmp_path / 'q'}")
+    assert ok.returncode == 0 and len(_labels(ok.stdout)) == 2, ok.stderr[-1500:]

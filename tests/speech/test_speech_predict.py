@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from hydra.utils import instantiate
-
 from conftest import run_cli, train_cfg
+from hydra.utils import instantiate
+from speech_fabricate import tone
+
 from core.train.errors import InputError
 from core.train.run import load_for_predict
 from speech.predict import split_at_pauses, split_chunks
-from speech_fabricate import tone
 
 SHORT = ["experiment=speech/spoken_digits", "data.num_utterances={train:24,val:8,test:8}", "data.batch_size=8",
          "model.dim=32", "model.depth=1", "model.num_heads=2", "model.subsample_channels=8", "trainer.max_epochs=1",
@@ -46,10 +48,16 @@ def _predict(ckpt, request, out_dir):
     return instantiate(cfg.predictor)(module=module, datamodule=dm, request=req, out_dir=str(out_dir))
 
 
+def _records(out_dir):
+    return [json.loads(ln) for ln in (out_dir / "transcripts.jsonl").read_text().splitlines()]
+
+
 def test_good_and_bad_files_in_one_call(ckpt, audio, tmp_path, capsys):
     files = [str(audio / n) for n in ("stereo_44k.wav", "mono_8k.flac", "long.wav", "silent.wav", "tiny.wav",
                                       "empty.wav", "corrupt.wav", "notes.txt")]
-    res = _predict(ckpt, {"input": files, "beam_size": 3, "chunk_seconds": 1.0}, tmp_path)
+    with pytest.raises(InputError, match=r"3 of 8 input files could not be read \(empty.wav, corrupt.wav, notes.txt\)"):
+        _predict(ckpt, {"input": files, "beam_size": 3, "chunk_seconds": 1.0}, tmp_path)
+    res = _records(tmp_path)
     by = {r["file"].rsplit("/", 1)[1]: r for r in res}
     for good in ("stereo_44k.wav", "mono_8k.flac", "long.wav", "tiny.wav"):
         assert isinstance(by[good]["text"], str) and "error" not in by[good]
@@ -59,12 +67,14 @@ def test_good_and_bad_files_in_one_call(ckpt, audio, tmp_path, capsys):
     assert "not a readable audio" in by["notes.txt"]["error"]
     out, err = capsys.readouterr()
     assert "silent audio" in out and "x real time" in out and err.count("error:") == 3
-    assert (tmp_path / "transcripts.jsonl").read_text().count("\n") == len(files)
+    assert len(res) == len(files)
 
 
 def test_folder_input_takes_audio_suffixes_only(ckpt, audio, tmp_path):
-    res = _predict(ckpt, {"input": str(audio)}, tmp_path)
-    assert {r["file"].rsplit("/", 1)[1] for r in res} >= {"stereo_44k.wav", "mono_8k.flac"}
+    with pytest.raises(InputError, match="could not be read"):  # the folder holds a corrupt and an empty WAV
+        _predict(ckpt, {"input": str(audio)}, tmp_path)
+    res = _records(tmp_path)
+    assert {r["file"].rsplit("/", 1)[1] for r in res if "error" not in r} >= {"stereo_44k.wav", "mono_8k.flac"}
     assert not any(r["file"].endswith(".txt") for r in res)
 
 

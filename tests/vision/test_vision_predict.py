@@ -99,3 +99,30 @@ def test_cli_good_and_bad(cls_ckpt, seg_ckpt, tmp_path):
         assert r.returncode == 2
         err = r.stderr.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and str(target) in err[0]
+
+
+def test_16_bit_greyscale_png_is_scaled_by_its_bit_depth(tmp_path):
+    """A 16-bit PNG of a ramp reads as the same ramp in 8 bits (not clipped to white above 255)."""
+    from vision.predict import read_image
+
+    ramp = (np.linspace(0, 65535, 64).reshape(8, 8)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    assert Image.open(tmp_path / "ramp16.png").mode.startswith("I")
+    got = np.asarray(read_image(tmp_path / "ramp16.png", 1), dtype=np.float64)
+    np.testing.assert_allclose(got, ramp / 257.0, atol=0.51)  # 65535 / 255 = 257
+    assert len(np.unique(got)) > 32  # a ramp, not a binary image
+
+
+@pytest.mark.parametrize("which", ["cls", "seg"])
+def test_one_bad_file_in_a_folder_leaves_the_others_their_output(which, cls_ckpt, seg_ckpt, tmp_path):
+    ckpt = cls_ckpt if which == "cls" else seg_ckpt
+    imgs = _images(tmp_path / "imgs")
+    (imgs / "broken.png").write_bytes(b"\x89PNG not really")
+    proc = run_cli("mas-predict", f"ckpt_path={ckpt}", f"input={imgs}", f"out_dir={tmp_path / 'm'}",
+                   f"hydra.run.dir={tmp_path / 'p'}")
+    assert proc.returncode == 2
+    good = [ln for ln in proc.stdout.splitlines() if ln.startswith(str(imgs))]
+    assert len(good) == 5 and not any("broken.png" in ln for ln in good)
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 2 and "broken.png is not a readable image" in err[0]
+    assert err[1] == "error: 1 of 6 input files could not be read (broken.png); the others got their output."
