@@ -167,13 +167,13 @@ def dense_columns(share: float | None, speedup: float) -> tuple[str, str]:
     return f"{share:.0%}", f"{1 / ((1 - share) + share / speedup):.2f}x"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", nargs="+", default=RECIPES + AT_SCALE)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     cache = os.environ.get("MAS_CACHE_DIR", str(Path.home() / ".cache" / "mas"))
     console = Console(width=max(Console().width, 120))
     peak = {p: matmul_gflops(args.device, d) for p, d in (("32-true", torch.float32), ("bf16-mixed", torch.bfloat16))}
