@@ -19,9 +19,9 @@ import lightning as L
 from torch import nn
 
 from core.nn.blocks import TransformerEncoder
+from core.nn.pe import resample_table
 from core.train.checkpoints import checkpoint_config, load_checkpoint
 from core.train.errors import ConfigError
-from core.nn.pe import resample_table
 
 __all__ = ["FreezeEncoder", "TransferReport", "find_encoder", "load_pretrained"]
 

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from references import mae_2d_sincos
 
 from core.nn.attention import MultiHeadAttention
