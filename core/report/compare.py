@@ -1,9 +1,10 @@
 """``mas-compare``: run a grid of (task x attention x pe x seed) as Hydra multiruns, then report.
 
 Each grid cell trains in ``<out_dir>/runs/<task>/<attention>-<pe>-s<seed>/``. Cells that already
-hold a ``metrics.json`` are skipped, so re-running the same command resumes a partial grid. The
-training jobs are ``mas-train -m`` sweeps (one per task, attention and seed; the missing PEs are
-swept), so any Hydra launcher works: basic, joblib, or SLURM through submitit.
+hold a ``metrics.json`` are skipped, so re-running the same command resumes a partial grid. With
+``launcher=pool`` (the default) a pool of worker processes trains the cells on this machine
+(:mod:`core.report.pool`); with a Hydra launcher (basic, joblib, or SLURM through submitit) the jobs
+are ``mas-train -m`` sweeps, one per task, attention and seed, sweeping the missing PEs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,17 +95,38 @@ def launch_commands(cells: list[Cell], root: Path, task_overrides: dict[str, lis
     return commands
 
 
-def run_grid(cfg: DictConfig, root: Path, console: Console) -> None:
+def _cell_overrides(c: Cell, task_overrides: dict[str, list[str]], extra: list[str]) -> list[str]:
+    return [f"experiment={c.task}", f"attention={c.attention}", f"pe={c.pe}", f"seed={c.seed}",
+            *task_overrides.get(c.task, []), "callbacks.progress_bar=null", *extra]
+
+
+def run_grid(cfg: DictConfig, root: Path, console: Console) -> float:
+    """Train the preset's missing cells; returns the wall-clock seconds this took."""
     preset = cfg.preset
     task_overrides = {t: list(v or []) for t, v in preset.tasks.items()}
     cells = expand_grid(task_overrides, preset.attention, preset.pe, preset.seeds)
     todo = pending(cells, root)
-    console.print(f"[bold]mas-compare[/] preset={preset.name}: {len(cells)} runs, {len(cells) - len(todo)} already done")
+    how = (f"{cfg.workers} workers x {cfg.threads_per_worker} thread(s)" if cfg.launcher == "pool"
+           else f"launcher {cfg.launcher}")
+    console.print(f"[bold]mas-compare[/] preset={preset.name}: {len(cells)} runs, {len(cells) - len(todo)} already "
+                  f"done ({how})")
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    t0 = time.perf_counter()
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("training", total=len(cells), completed=len(cells) - len(todo))
+        if cfg.launcher == "pool":
+            from core.report.pool import train_cells
+
+            def done(label: str, ok: bool, line: str) -> None:
+                progress.advance(bar)
+                progress.console.print(f"{'[green]done[/]' if ok else '[red]failed[/]'} {label}: {line}")
+
+            jobs = [(f"{c.task} {c.slug}", _cell_overrides(c, task_overrides, list(cfg.extra_overrides)),
+                     c.run_dir(root), logs / f"{c.task.replace('/', '-')}-{c.slug}.log") for c in todo]
+            train_cells(jobs, int(cfg.workers), int(cfg.threads_per_worker), done)
+            return time.perf_counter() - t0
         for group, cmd in launch_commands(todo, root, task_overrides, cfg.launcher, list(cfg.extra_overrides)):
             label = f"{group[0].task} {group[0].attention} s{group[0].seed} pe={','.join(c.pe for c in group)}"
             progress.update(bar, description=label)
@@ -115,6 +138,7 @@ def run_grid(cfg: DictConfig, root: Path, console: Console) -> None:
             if proc.returncode != 0 or len(done) < len(group):
                 missing = ", ".join(c.slug for c in group if c not in done)
                 progress.console.print(f"[red]{group[0].task}: runs {missing} failed[/] (see {log})")
+    return time.perf_counter() - t0
 
 
 @hydra.main(version_base="1.3", config_path=CONF, config_name="compare")
@@ -132,10 +156,15 @@ def _compare(cfg: DictConfig) -> None:
             for s in sources:
                 if not s.exists():
                     raise ConfigError(f"runs: {s} does not exist.")
+            notes = []
         else:
-            run_grid(cfg, root, console)
+            seconds = run_grid(cfg, root, console)
             sources = [root / "runs"]
-        report = build_report(sources, root, console=console, gallery=bool(cfg.gallery))
+            how = (f"{cfg.workers} workers x {cfg.threads_per_worker} thread(s)" if cfg.launcher == "pool"
+                   else f"launcher {cfg.launcher}")
+            notes = [f"Training of this grid's missing runs took {seconds / 60:.1f} min wall-clock ({how}, "
+                     f"preset {cfg.preset.name})."]
+        report = build_report(sources, root, console=console, gallery=bool(cfg.gallery), notes=notes)
         print(report.resolve())
 
     guarded(go)

@@ -1,28 +1,28 @@
-"""Cross-domain report from ``metrics.json`` files: CSV, Markdown, PNG plots, attention gallery."""
+"""Cross-domain report from ``metrics.json`` files: per-run and summary CSVs (mean, 95% interval, n, test
+against the best), Markdown, PNG plots (:mod:`core.report.plots`), attention gallery."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from rich.console import Console
+from rich.table import Table
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+from core.report.plots import plot_cost, plot_curves, plot_metric
+from core.report.stats import ALPHA, METHOD, cell_stats, versus_best
+from core.train.errors import InputError
 
-from core.train.errors import InputError  # noqa: E402
+__all__ = ["build_report", "collect", "main_metric", "pivot", "summarize"]
 
-__all__ = ["build_report", "collect", "main_metric", "pivot"]
-
-COLUMNS = ["experiment", "task", "attention", "pe", "seed", "metric", "value", "params", "train_seconds",
-           "train_samples_per_second", "device", "run_dir"]
+COLUMNS = ["experiment", "task", "attention", "pe", "seed", "seed_varies", "metric", "value", "params",
+           "train_seconds", "train_samples_per_second", "device", "run_dir"]
+SUMMARY_COLUMNS = ["experiment", "metric", "attention", "pe", "mean", "ci_low", "ci_high", "n", "p_vs_best",
+                   "vs_best"]
 
 
 def main_metric(record: dict[str, Any]) -> tuple[str, bool]:
@@ -68,12 +68,29 @@ def pivot(rows: list[dict]) -> tuple[list[str], list[str], dict[tuple[str, str],
     return experiments, variants, cells
 
 
-def _fmt(values: list[float] | None) -> str:
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+def summarize(rows: list[dict]) -> list[dict[str, Any]]:
+    """One row per (experiment, variant): mean, 95% interval, n, and the test against the task's best
+    (:mod:`core.report.stats`)."""
+    by_cell: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        value = float(r["value"])
+        if not math.isnan(value):
+            by_cell[(r["experiment"], _variant(r))][int(r.get("seed", 0))] = value
+    out = []
+    for exp in sorted({e for e, _ in by_cell}):
+        higher = main_metric(next(r for r in rows if r["experiment"] == exp))[1]
+        cells = {v: seeds for (e, v), seeds in by_cell.items() if e == exp}
+        best, pvalues = versus_best(cells, higher)
+        for v in sorted(cells):
+            c = cell_stats(list(cells[v].values()))
+            p = pvalues.get(v, math.nan)
+            verdict = ("best" if v == best else "untested (too few seeds)" if math.isnan(p)
+                       else "worse" if p < ALPHA else "no significant difference")
+            out.append({"experiment": exp, "metric": next(r["metric"] for r in rows if r["experiment"] == exp),
+                        "variant": v, "attention": v.split("/")[0], "pe": v.split("/")[1], "mean": c.mean,
+                        "ci_low": c.low, "ci_high": c.high, "n": c.n, "p_vs_best": p, "vs_best": verdict,
+                        "text": c.text()})
+    return out
 
 
 def _write_csv(rows: list[dict], path: Path) -> None:
@@ -82,57 +99,44 @@ def _write_csv(rows: list[dict], path: Path) -> None:
         w = csv.DictWriter(fh, fieldnames=COLUMNS + extra, extrasaction="ignore")
         w.writeheader()
         for r in sorted(rows, key=lambda r: (r["experiment"], _variant(r), r.get("seed", 0))):
-            w.writerow(r)
+            w.writerow({**r, "seed_varies": "+".join(r.get("seed_varies") or [])})
 
 
-def _plot_metric(rows: list[dict], path: Path) -> None:
-    experiments, variants, cells = pivot(rows)
-    fig, axes = plt.subplots(1, len(experiments), figsize=(3.2 * len(experiments), 3.4), squeeze=False)
-    for ax, exp in zip(axes[0], experiments):
-        vals = [cells.get((exp, v), []) for v in variants]
-        means = [statistics.mean(v) if v else 0.0 for v in vals]
-        errs = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in vals]
-        ax.bar(range(len(variants)), means, yerr=errs, color=plt.cm.tab10.colors[: len(variants)])
-        metric = next(r["metric"] for r in rows if r["experiment"] == exp)
-        ax.set_title(f"{exp}\n{metric}", fontsize=9)
-        ax.set_xticks(range(len(variants)), variants, rotation=60, ha="right", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _write_summary(summary: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(summary)
 
 
-def _plot_cost(rows: list[dict], path: Path) -> None:
-    experiments, variants, _ = pivot(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    width = 0.8 / max(1, len(variants))
-    for key, ax, label in (("train_samples_per_second", axes[0], "training samples / s"),
-                           ("params", axes[1], "parameters")):
-        for j, v in enumerate(variants):
-            ys = []
-            for exp in experiments:
-                vals = [float(r.get(key, 0)) for r in rows if r["experiment"] == exp and _variant(r) == v]
-                ys.append(statistics.mean(vals) if vals else 0.0)
-            ax.bar([i + j * width for i in range(len(experiments))], ys, width, label=v)
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(experiments))], experiments, rotation=20, ha="right",
-                      fontsize=8)
-        ax.set_ylabel(label)
-        ax.set_yscale("log")
-    axes[1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def _verdicts(summary: list[dict], exp: str) -> str:
+    cells = [s for s in summary if s["experiment"] == exp]
+    best = next(s["variant"] for s in cells if s["vs_best"] == "best")
+    worse = [f"{s['variant']} (p={s['p_vs_best']:.3g})" for s in cells if s["vs_best"].startswith("worse")]
+    same = [f"{s['variant']} (p={s['p_vs_best']:.2f})" for s in cells if s["vs_best"] == "no significant difference"]
+    parts = [f"best {best}"]
+    if worse:
+        parts.append("significantly worse: " + ", ".join(worse))
+    if same:
+        parts.append("no significant difference from the best: " + ", ".join(same))
+    return "; ".join(parts)
 
 
-def _markdown(rows: list[dict], images: list[str], failed: list[str]) -> str:
-    experiments, variants, cells = pivot(rows)
+def _markdown(rows: list[dict], summary: list[dict], images: list[str], failed: list[str], notes: list[str]) -> str:
+    experiments = sorted({s["experiment"] for s in summary})
+    variants = sorted({s["variant"] for s in summary})
+    text = {(s["experiment"], s["variant"]): s["text"] for s in summary}
+    varies = sorted({"+".join(r.get("seed_varies") or ["init", "data order"]) for r in rows})
     lines = ["# Cross-domain attention / PE comparison", "",
-             f"{len(rows)} runs. Main metric per task: the test twin of the monitored metric "
-             "(higher is better except WER). Mean ± std over seeds where there are several.", "",
+             f"{len(rows)} runs. Main metric per task: the test twin of the monitored metric (higher is better "
+             f"except WER). Cells: mean ± half-width of the 95% interval (n seeds). {METHOD}. A seed varies: "
+             f"{'; '.join(varies)}.", *(["", *notes] if notes else []), "",
              "| experiment | metric | " + " | ".join(variants) + " |",
              "|---|---|" + "---|" * len(variants)]
     for exp in experiments:
-        metric = next(r["metric"] for r in rows if r["experiment"] == exp)
-        lines.append(f"| {exp} | {metric} | " + " | ".join(_fmt(cells.get((exp, v))) for v in variants) + " |")
+        metric = next(s["metric"] for s in summary if s["experiment"] == exp)
+        lines.append(f"| {exp} | {metric} | " + " | ".join(text.get((exp, v), "—") for v in variants) + " |")
+    lines += ["", "## Which variants differ", ""] + [f"- **{exp}**: {_verdicts(summary, exp)}." for exp in experiments]
     lines += ["", "## Plots", ""] + [f"![{Path(i).stem}]({i})" for i in images]
     lines += ["", "## Runs", "", "| experiment | attention | pe | seed | metric | value | params | train s | samples/s |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -145,20 +149,25 @@ def _markdown(rows: list[dict], images: list[str], failed: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _console_pivot(rows: list[dict], console: Console) -> None:
-    experiments, variants, cells = pivot(rows)
-    table = Table(title="main test metric per task x variant")
+def _console_table(summary: list[dict], console: Console) -> None:
+    experiments = sorted({s["experiment"] for s in summary})
+    variants = sorted({s["variant"] for s in summary})
+    text = {(s["experiment"], s["variant"]): s["text"] for s in summary}
+    table = Table(title="main test metric per task x variant: mean ± 95% CI (n seeds)")
     table.add_column("experiment")
     table.add_column("metric")
     for v in variants:
         table.add_column(v, justify="right")
     for exp in experiments:
-        metric = next(r["metric"] for r in rows if r["experiment"] == exp)
-        table.add_row(exp, metric, *[_fmt(cells.get((exp, v))) for v in variants])
+        metric = next(s["metric"] for s in summary if s["experiment"] == exp)
+        table.add_row(exp, metric, *[text.get((exp, v), "—") for v in variants])
     console.print(table)
+    for exp in experiments:
+        console.print(f"{exp}: {_verdicts(summary, exp)}")
 
 
-def build_report(sources: list[Path], out_dir: Path, *, console: Console | None = None, gallery: bool = True) -> Path:
+def build_report(sources: list[Path], out_dir: Path, *, console: Console | None = None, gallery: bool = True,
+                 notes: list[str] | None = None) -> Path:
     """Write ``report.md``, ``report.csv`` and the PNGs into ``out_dir``; returns the ``report.md`` path."""
     console = console or Console()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,14 +177,18 @@ def build_report(sources: list[Path], out_dir: Path, *, console: Console | None 
     failed = [f"{r['experiment']} {_variant(r)} seed {r.get('seed')}: {r['metric']} missing"
               for r in rows if not isinstance(r["value"], (int, float)) or math.isnan(float(r["value"]))]
     _write_csv(rows, out_dir / "report.csv")
+    summary = summarize(rows)
+    _write_summary(summary, out_dir / "report_summary.csv")
     images = ["metric_by_variant.png", "throughput_params.png"]
-    _plot_metric(rows, out_dir / images[0])
-    _plot_cost(rows, out_dir / images[1])
+    plot_metric(summary, out_dir / images[0])
+    plot_cost(rows, out_dir / images[1], _variant)
+    if plot_curves(rows, out_dir / "learning_curves.png", _variant):
+        images.append("learning_curves.png")
     if gallery:
         from core.report.gallery import attention_gallery
 
         if attention_gallery(rows, out_dir / "attention_gallery.png", console=console):
             images.append("attention_gallery.png")
-    (out_dir / "report.md").write_text(_markdown(rows, images, failed))
-    _console_pivot(rows, console)
+    (out_dir / "report.md").write_text(_markdown(rows, summary, images, failed, notes or []))
+    _console_table(summary, console)
     return out_dir / "report.md"

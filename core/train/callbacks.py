@@ -1,14 +1,15 @@
-"""Callbacks the training spine always adds: per-epoch reseeding and a DDP config check."""
+"""Callbacks the training spine always adds: per-epoch reseeding, a DDP config check, the learning curve."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 
 import lightning as L
 
-__all__ = ["EpochReseed", "SameConfigAcrossRanks", "config_digest"]
+__all__ = ["EpochReseed", "LearningCurve", "SameConfigAcrossRanks", "config_digest"]
 
 
 def config_digest(config: dict) -> str:
@@ -83,3 +84,34 @@ class SameConfigAcrossRanks(L.Callback):
         if reference != self.digest:
             raise RuntimeError(f"rank {trainer.global_rank} composed a different config than rank 0 "
                                f"({self.digest} != {reference}); refusing to train.")
+
+
+class LearningCurve(L.Callback):
+    """The monitored validation metric after every validation pass, against optimizer steps and
+    wall-clock seconds of fitting; kept in checkpoints, so a resumed run continues its curve."""
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.points: list[dict[str, float]] = []
+        self._start = 0.0
+        self._offset = 0.0
+
+    def state_dict(self) -> dict:
+        return {"points": list(self.points)}
+
+    def load_state_dict(self, state: dict) -> None:
+        points = list(state.get("points", []))
+        if len(points) < len(self.points):  # testing the best (earlier) checkpoint: keep the whole curve
+            return
+        self.points = points
+        self._offset = self.points[-1]["seconds"] if self.points else 0.0
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or self.metric not in trainer.callback_metrics:
+            return
+        self.points.append({"step": int(trainer.global_step),
+                            "seconds": round(self._offset + time.perf_counter() - self._start, 3),
+                            "value": float(trainer.callback_metrics[self.metric])})

@@ -16,12 +16,20 @@ from torch.utils.data import DataLoader
 __all__ = ["SplitDataModule", "cached_tensors", "fixed_split"]
 
 
-def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic train/val/test index split of ``n`` items (the split seed is not the run seed)."""
+def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
+                holdout_seed: int | None = None) -> dict[str, np.ndarray]:
+    """Deterministic train/val/test index split of ``n`` items (the split seed is not the run seed).
+
+    With ``holdout_seed`` (repeated hold-out), the test items stay those of ``seed`` and the rest is
+    redrawn into train/val by ``holdout_seed``; ``0`` keeps the base split.
+    """
     perm = np.random.RandomState(seed).permutation(n)
     n_train = int(round(fractions[0] * n))
     n_val = int(round(fractions[1] * n))
-    return {"train": perm[:n_train], "val": perm[n_train:n_train + n_val], "test": perm[n_train + n_val:]}
+    rest = perm[:n_train + n_val]
+    if holdout_seed:
+        rest = np.random.RandomState(holdout_seed).permutation(rest)
+    return {"train": rest[:n_train], "val": rest[n_train:], "test": perm[n_train + n_val:]}
 
 
 def cached_tensors(path: str | Path, build: Callable[[], dict], *, version: int = 1) -> dict:

@@ -18,7 +18,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from core.train.callbacks import EpochReseed, SameConfigAcrossRanks
+from core.train.callbacks import EpochReseed, LearningCurve, SameConfigAcrossRanks
 from core.train.checkpoints import checkpoint_config, load_checkpoint
 from core.train.errors import ConfigError, InputError
 from core.train.finetune import FreezeEncoder, load_pretrained
@@ -176,7 +176,8 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     dm, module = build(cfg)
     if cfg.get("compile"):
         module.model.compile()  # in place: state-dict keys (and so checkpoints) stay those of the eager model
-    extra = [EpochReseed(cfg.seed), SameConfigAcrossRanks(module.run_config)]
+    curve = LearningCurve(str(OmegaConf.select(cfg, "monitor.metric", default="val/loss")))
+    extra = [EpochReseed(cfg.seed), SameConfigAcrossRanks(module.run_config), curve]
     freeze = int(OmegaConf.select(cfg, "finetune.freeze_encoder_epochs", default=0) or 0)
     if freeze > 0:
         extra.append(FreezeEncoder(freeze))
@@ -208,10 +209,18 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
         "monitor": str(OmegaConf.select(cfg, "monitor.metric", default="")),
         "monitor_mode": str(OmegaConf.select(cfg, "monitor.mode", default="max")),
         **{k: v for k, v in metrics.items() if k.startswith(("val/", "test/"))},
+        "seed_varies": _seed_varies(dm),
+        "curve": curve.points,  # the monitored val metric at every validation: step, seconds, value
     }
     if trainer.is_global_zero:
         write_metrics(out_dir, record)
     return record
+
+
+def _seed_varies(dm: L.LightningDataModule) -> list[str]:
+    """What a run's seed changes: always the initialisation and the data order; the train/val split too
+    where the datamodule redraws it per seed (repeated hold-out on the small embedded sets)."""
+    return ["init", "data order"] + (["train/val split"] if getattr(dm, "split_varies_with_seed", False) else [])
 
 
 def evaluate(ckpt_path: str, out_dir: str | Path, overrides: dict[str, Any] | None = None,
