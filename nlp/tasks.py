@@ -70,14 +70,16 @@ class TranslationTask(BaseTask):
     def tokenizer(self):
         return self.trainer.datamodule.tokenizer
 
-    def _decode(self, key: str, src: Tensor, src_mask: Tensor, refs: list[str], beam_size: int) -> None:
+    def _decode(self, keys: tuple[str, ...], src: Tensor, src_mask: Tensor, refs: list[str], beam_size: int) -> None:
+        """Decode once and score the hypotheses under every name in ``keys``."""
         ids = translate(self.model, src, src_mask, beam_size=beam_size, length_penalty=self.length_penalty,
                         max_len=self.max_len)
         hyps = [self.tokenizer.decode(row.tolist()) for row in ids]
-        self.exact[key].update(torch.tensor([float(h == r) for h, r in zip(hyps, refs)], device=src.device))
-        h, r = self._texts.setdefault(key, ([], []))
-        h += hyps
-        r += refs
+        for key in keys:
+            self.exact[key].update(torch.tensor([float(h == r) for h, r in zip(hyps, refs)], device=src.device))
+            h, r = self._texts.setdefault(key, ([], []))
+            h += hyps
+            r += refs
 
     @torch.no_grad()
     def attention_example(self, batch: Any, datamodule: Any = None) -> dict:
@@ -107,11 +109,13 @@ class TranslationTask(BaseTask):
             limit = self.val_decode_size
             if limit is None or self._decoded < limit:
                 n = len(src) if limit is None else min(len(src), limit - self._decoded)
-                self._decode("val", src[:n], src_mask[:n], refs[:n], beam_size=1)
+                self._decode(("val",), src[:n], src_mask[:n], refs[:n], beam_size=1)
                 self._decoded += n
+        elif self.beam_size == 1:  # a beam of one is greedy search: decode once, report both names
+            self._decode(("test_greedy", "test"), src, src_mask, refs, beam_size=1)
         else:
-            self._decode("test_greedy", src, src_mask, refs, beam_size=1)
-            self._decode("test", src, src_mask, refs, beam_size=self.beam_size)
+            self._decode(("test_greedy",), src, src_mask, refs, beam_size=1)
+            self._decode(("test",), src, src_mask, refs, beam_size=self.beam_size)
         return loss
 
     def _log_corpus(self, key: str, prefix: str) -> None:

@@ -187,6 +187,35 @@ class CTCModel(AudioTransformer):
         return self.head(x).float().log_softmax(-1), (~pad).sum(1)
 
 
+class TorchaudioConformerCTC(CTCModel):
+    """:class:`CTCModel` whose encoder is ``torchaudio.models.Conformer`` (same front end, subsampling and
+    head; ``model=torchaudio_conformer``): the peer baseline of ``bench/time_to_quality.py``. torchaudio's
+    Conformer adds no positional encoding and has its own attention, so ``attention=``/``pe=`` do not apply."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        from torchaudio.models import Conformer
+
+        blocks = len(self.encoder.blocks)
+        heads, mlp = self.encoder.blocks[0].attn.num_heads, self.encoder.blocks[0].mlp.fc1.out_features
+        kernel, drop = int(kw.get("conv_kernel") or 15), float(kw.get("drop", 0.1))
+        del self.encoder
+        self.conformer = Conformer(input_dim=self.dim, num_heads=heads, ffn_dim=mlp, num_layers=blocks,
+                                   depthwise_conv_kernel_size=kernel, dropout=drop)
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
+
+    def group_matcher(self, coarse: bool = False) -> dict:
+        return {"stem": r"^(frontend|subsampling)\.", "blocks": r"^conformer\.conformer_layers\.(\d+)"}
+
+    def encode(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        feats, n = self.features(wave, wave_lens)
+        x, _, pad = self.subsample(feats, n)
+        out, _ = self.conformer(x, (~pad).sum(1))
+        return out, pad
+
+
 class CommandClassifier(AudioTransformer):
     """Spoken-command (keyword) classifier: :class:`AudioTransformer`, mean over valid frames, linear head.
 

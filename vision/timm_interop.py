@@ -139,3 +139,17 @@ def load_timm_checkpoint(model, path: str | Path, *, strict: bool = True) -> Non
         state = torch.load(p, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state.get("model", state))
     model.load_state_dict(from_timm_state_dict(model, state, strict=strict), strict=strict)
+
+
+def timm_vit(*, img_size: int, patch_size: int, in_chans: int, num_classes: int, dim: int, depth: int,
+             num_heads: int, mlp_ratio: float = 4.0, pool: str = "cls", drop_path: float = 0.0, qkv_bias: bool = True,
+             **ignored):
+    """timm's own ``VisionTransformer`` built from our ViT's arguments (``model=timm_vit``): the peer baseline
+    of ``bench/time_to_quality.py``. It has timm's learned ``pos_embed`` and attention, so ``attention=`` and
+    ``pe=`` (passed in ``ignored``) do not apply."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    extra = {} if pool == "cls" else dict(global_pool="avg", class_token=False, fc_norm=False)
+    return VisionTransformer(img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes,
+                             embed_dim=dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                             drop_path_rate=drop_path, **extra)

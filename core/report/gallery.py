@@ -4,7 +4,8 @@ A task module takes part by implementing ``attention_example(batch, datamodule) 
 
 * ``kind``: ``"tokens"`` | ``"patches"`` | ``"frames"``;
 * ``attn``: ``(Nq, Nk)`` array, last encoder layer averaged over heads (or a cross-attention map);
-* ``title``; and per kind: ``labels`` / ``xlabels`` (token strings), ``image`` ``(H, W)`` with
+* ``title``; optionally ``source`` (which layer and heads the map shows; default
+  ``"last encoder layer, mean over heads"``); and per kind: ``labels`` / ``xlabels`` (token strings), ``image`` ``(H, W)`` with
   ``query_map`` ``(gh, gw)`` (attention of the pooled/class query over the patch grid),
   ``spectrogram`` ``(F, T)``.
 """
@@ -63,34 +64,43 @@ def domain_examples(rows: list[dict], console: Console) -> list[dict[str, Any]]:
     return examples
 
 
+SOURCE = "last encoder layer, mean over heads"
+
+
 def _draw(ax_top, ax, ex: dict) -> None:
     attn = np.asarray(ex["attn"], dtype=np.float32)
     kind = ex["kind"]
+    source = ex.get("source", SOURCE)
     if kind == "patches":
         ax_top.imshow(np.asarray(ex["image"]), cmap="gray")
         ax_top.set_title("input", fontsize=8)
         qm = np.asarray(ex["query_map"], dtype=np.float32)
         ax.imshow(np.asarray(ex["image"]), cmap="gray", extent=(0, 1, 1, 0))
-        ax.imshow(qm, cmap="inferno", alpha=0.6, extent=(0, 1, 1, 0))
-        ax.set_title("attention of the pooled query over patches", fontsize=8)
+        shown = ax.imshow(qm, cmap="inferno", alpha=0.6, extent=(0, 1, 1, 0))
+        ax.set_title(f"pooled query over patches ({source})", fontsize=7)
         ax.set_xticks([])
         ax.set_yticks([])
     elif kind == "frames":
         ax_top.imshow(np.asarray(ex["spectrogram"]), origin="lower", aspect="auto", cmap="magma")
         ax_top.set_title("log-mel input", fontsize=8)
-        ax.imshow(attn, cmap="viridis", aspect="auto")
+        shown = ax.imshow(attn, cmap="viridis", aspect="auto")
+        ax.set_title(source, fontsize=7)
         ax.set_xlabel("key frame", fontsize=8)
         ax.set_ylabel("query frame", fontsize=8)
     else:
         ax_top.axis("off")
         ax_top.text(0.0, 0.5, " ".join(ex.get("xlabels") or ex.get("labels") or [])[:80], fontsize=8, wrap=True)
-        ax.imshow(attn, cmap="viridis", aspect="auto")
+        shown = ax.imshow(attn, cmap="viridis", aspect="auto")
+        ax.set_title(source, fontsize=7)
         labels_y, labels_x = ex.get("labels"), ex.get("xlabels") or ex.get("labels")
         if labels_y is not None and len(labels_y) <= 40:
             ax.set_yticks(range(len(labels_y)), labels_y, fontsize=6)
         if labels_x is not None and len(labels_x) <= 40:
             ax.set_xticks(range(len(labels_x)), labels_x, fontsize=6, rotation=90)
     ax_top.set_xticks([]) if kind != "tokens" else None
+    bar = ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label("attention weight", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
 
 
 def attention_gallery(rows: list[dict], path: Path, *, console: Console) -> bool:

@@ -31,7 +31,7 @@ def plot_metric(summary: list[dict], path: Path) -> None:
             err = None if math.isnan(s["ci_low"]) else [[s["mean"] - s["ci_low"]], [s["ci_high"] - s["mean"]]]
             ax.bar(i, s["mean"], yerr=err, capsize=3, color=colour[s["variant"]],
                    edgecolor="black" if s["vs_best"] == "best" else "none", linewidth=1.5)
-            ax.text(i, s["mean"], f"n={s['n']}", ha="center", va="bottom", fontsize=6)
+            ax.text(i, 0, f"n={s['n']}", ha="center", va="bottom", fontsize=6, color="white")
         names = [s["variant"] for s in sorted(cells, key=lambda s: s["variant"])]
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         ax.set_title(f"{exp}\n{cells[0]['metric']} (mean, 95% CI)", fontsize=9)
@@ -65,17 +65,19 @@ def plot_cost(rows: list[dict], path: Path, variant_of) -> None:
 
 
 def _band(curves: list[list[dict]], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Seeds' curves on a shared x grid (linear interpolation inside each seed's range): x, mean, min, max."""
+    """Seeds' curves on a shared x grid (linear interpolation inside the range every seed covers): x,
+    mean, lowest and highest seed. Where the seeds' ranges do not overlap (one validation each, or runs
+    stopped at different times), the i-th validations of the seeds are averaged instead."""
     lo = max(c[0][key] for c in curves)
     hi = min(c[-1][key] for c in curves)
-    if hi <= lo:  # one point per seed, or no overlap: plot the seeds' points as they are
-        xs = np.array([statistics.fmean(p[key] for p in c) for c in curves])
-        ys = np.array([c[-1]["value"] for c in curves])
-        order = np.argsort(xs)
-        return xs[order], ys[order], ys[order], ys[order]
-    grid = np.linspace(lo, hi, 50)
-    ys = np.stack([np.interp(grid, [p[key] for p in c], [p["value"] for p in c]) for c in curves])
-    return grid, ys.mean(0), ys.min(0), ys.max(0)
+    if hi > lo:
+        grid = np.linspace(lo, hi, 50)
+        ys = np.stack([np.interp(grid, [p[key] for p in c], [p["value"] for p in c]) for c in curves])
+        return grid, ys.mean(0), ys.min(0), ys.max(0)
+    n = min(len(c) for c in curves)
+    xs = np.array([[c[i][key] for c in curves] for i in range(n)]).mean(1)
+    ys = np.array([[c[i]["value"] for c in curves] for i in range(n)])
+    return xs, ys.mean(1), ys.min(1), ys.max(1)
 
 
 def plot_curves(rows: list[dict], path: Path, variant_of) -> bool:
@@ -93,8 +95,12 @@ def plot_curves(rows: list[dict], path: Path, variant_of) -> bool:
             curves = [sorted(r["curve"], key=lambda p: p["step"]) for r in runs if variant_of(r) == v]
             for ax, key in ((ax_t, "seconds"), (ax_s, "step")):
                 x, mean, low, high = _band(curves, key)
-                ax.plot(x, mean, color=colour[v], label=f"{v} (n={len(curves)})", lw=1.4)
-                ax.fill_between(x, low, high, color=colour[v], alpha=0.2, lw=0)
+                ax.plot(x, mean, color=colour[v], label=f"{v} (n={len(curves)})", lw=1.4, marker="o" if len(x) < 6
+                        else None, ms=3)
+                if len(x) > 1:
+                    ax.fill_between(x, low, high, color=colour[v], alpha=0.2, lw=0)
+                else:  # one validation per run: the seeds' range as an error bar
+                    ax.errorbar(x, mean, yerr=[mean - low, high - mean], color=colour[v], capsize=3, lw=1)
         metric = str(runs[0].get("monitor") or "val metric")
         ax_t.set_ylabel(f"{exp}\n{metric}", fontsize=8)
         ax_t.set_xlabel("seconds of fitting", fontsize=8)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,10 +21,17 @@ from pathlib import Path
 __all__ = ["train_cell", "train_cells"]
 
 
-def _quiet_worker(threads: int) -> None:
+def _init_worker(threads: int) -> None:
+    """Torch threads of this worker; on Linux the worker also dies with ``mas-compare`` (an interrupted
+    grid must not leave orphans training on the cores)."""
     import torch
 
     torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def train_cell(overrides: list[str], run_dir: str, log: str) -> tuple[bool, str]:
@@ -74,7 +83,7 @@ def train_cells(jobs: list[tuple[str, list[str], Path, Path]], workers: int, thr
     is called as each finishes. Returns the wall-clock seconds of the whole pool."""
     t0 = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_quiet_worker,
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(threads,)) as pool:
         futures = {pool.submit(train_cell, [*overrides, f"threads={threads}"], str(run_dir), str(log)): label
                    for label, overrides, run_dir, log in jobs}

@@ -126,11 +126,14 @@ def _markdown(rows: list[dict], summary: list[dict], images: list[str], failed: 
     experiments = sorted({s["experiment"] for s in summary})
     variants = sorted({s["variant"] for s in summary})
     text = {(s["experiment"], s["variant"]): s["text"] for s in summary}
-    varies = sorted({"+".join(r.get("seed_varies") or ["init", "data order"]) for r in rows})
+    by_varies: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        by_varies[", ".join(r.get("seed_varies") or ["init", "data order"])].add(r["experiment"])
+    varies = [f"{what} ({', '.join(sorted(exps))})" for what, exps in sorted(by_varies.items())]
     lines = ["# Cross-domain attention / PE comparison", "",
              f"{len(rows)} runs. Main metric per task: the test twin of the monitored metric (higher is better "
-             f"except WER). Cells: mean ± half-width of the 95% interval (n seeds). {METHOD}. A seed varies: "
-             f"{'; '.join(varies)}.", *(["", *notes] if notes else []), "",
+             f"except WER). Cells: mean ± half-width of the 95% interval (n seeds). {METHOD}. What a seed varies: "
+             f"{'; '.join(varies)}; test splits are fixed.", *(["", *notes] if notes else []), "",
              "| experiment | metric | " + " | ".join(variants) + " |",
              "|---|---|" + "---|" * len(variants)]
     for exp in experiments:

@@ -81,3 +81,15 @@ def _parse_only(module, flags):
         argparse.ArgumentParser.parse_args = original
     assert "ns" in captured, f"{module.__name__} refused the flags {flags}"
     return captured["ns"]
+
+
+def test_time_to_quality_runs_ours_and_the_timm_peer(capsys):
+    bench = _bench("time_to_quality")
+    assert bench.time_to_bar([{"step": 2, "seconds": 3.0, "value": 0.96}, {"step": 1, "seconds": 1.5, "value": 0.9}],
+                             0.95, True) == 3.0
+    assert bench.time_to_bar([{"step": 1, "seconds": 1.0, "value": 0.2}], 0.08, False) is None
+    rc = bench.main(["--recipes", "vision/digits", "--threads", "1", "--val-every", "1.0", "--extra",
+                     "model.dim=32", "model.depth=1", "model.num_heads=2", "trainer.max_epochs=1",
+                     "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "timm_vit" in out and "not reached" in out  # two steps reach no bar
