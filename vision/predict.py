@@ -25,15 +25,14 @@ def image_paths(spec: Any) -> list[Path]:
     return input_files(spec, IMAGE_SUFFIXES, "image")
 
 
-_WIDE_GREY = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535}
+_SIXTEEN_BIT_GREY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
 def _to_8bit(im: Image.Image) -> Image.Image:
     """16-bit greyscale (PIL modes ``I;16*``, or ``I`` as older Pillow opens 16-bit PNGs) scaled by its
     bit depth to 8 bits; converting it directly would clip every value above 255 to white."""
-    full = _WIDE_GREY[im.mode]
     arr = np.asarray(im, dtype=np.float64)
-    return Image.fromarray(np.clip(np.rint(arr * (255.0 / full)), 0, 255).astype(np.uint8), mode="L")
+    return Image.fromarray(np.clip(np.rint(arr * (255.0 / 65535.0)), 0, 255).astype(np.uint8), mode="L")
 
 
 def read_image(path: Path, channels: int) -> Image.Image:
@@ -42,7 +41,7 @@ def read_image(path: Path, channels: int) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode in _WIDE_GREY:
+            if im.mode in _SIXTEEN_BIT_GREY:
                 im = _to_8bit(im)
             if im.mode == "P" and "transparency" in im.info:
                 im = im.convert("RGBA")

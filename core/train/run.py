@@ -115,7 +115,8 @@ def write_metrics(out_dir: Path, metrics: dict[str, Any]) -> Path:
     return path
 
 
-def _resume_path(cfg: DictConfig, out_dir: Path) -> str | None:
+def _resume_path(cfg: DictConfig, out_dir: Path) -> tuple[str, dict] | tuple[None, None]:
+    """The checkpoint to resume from and its contents (read once), or ``(None, None)``."""
     ckpt = cfg.get("ckpt_path")
     if cfg.get("resume") or ckpt == "last":
         last = out_dir / "checkpoints" / "last.ckpt"
@@ -123,20 +124,21 @@ def _resume_path(cfg: DictConfig, out_dir: Path) -> str | None:
             raise ConfigError(f"resume=true but {last} does not exist; pass the run's own directory "
                               "with hydra.run.dir=<run dir>.")
         try:
-            checkpoint_config(load_checkpoint(last), last, task=cfg.task)
+            stored = load_checkpoint(last)
+            checkpoint_config(stored, last, task=cfg.task)
         except InputError as exc:
             return _fall_back(last, cfg.task, exc)
-        return str(last)
+        return str(last), stored
     if ckpt:
         stored = load_checkpoint(ckpt)  # fails with one sentence on a missing or corrupt file
         checkpoint_config(stored, ckpt, task=cfg.task)  # ... and on a checkpoint of another task
-        return str(ckpt)
-    return None
+        return str(ckpt), stored
+    return None, None
 
 
-def _check_fits(module: BaseTask, path: str) -> None:
+def _check_fits(module: BaseTask, ckpt: dict, path: str) -> None:
     """A checkpoint to resume from must hold this run's model: else one sentence before Lightning's wall of text."""
-    stored = load_checkpoint(path)["state_dict"]
+    stored = ckpt["state_dict"]
     own = module.state_dict()
     for key, value in own.items():
         if key not in stored or tuple(stored[key].shape) != tuple(value.shape):
@@ -145,7 +147,7 @@ def _check_fits(module: BaseTask, path: str) -> None:
                               f"{tuple(value.shape)}, the checkpoint {have}); resume with the run's own config.")
 
 
-def _fall_back(last: Path, task: str, why: InputError) -> str:
+def _fall_back(last: Path, task: str, why: InputError) -> tuple[str, dict]:
     """Resume from the newest readable checkpoint beside an unreadable ``last.ckpt`` (kept, renamed
     ``last.ckpt.corrupt``), saying so in one sentence."""
     good = []
@@ -157,14 +159,14 @@ def _fall_back(last: Path, task: str, why: InputError) -> str:
             checkpoint_config(stored, path, task=task)
         except InputError:
             continue
-        good.append((int(stored.get("global_step", 0)), path))
+        good.append((int(stored.get("global_step", 0)), path, stored))
     if not good:
         raise InputError(f"{why} No other checkpoint in {last.parent} can be read to resume from.") from why
-    step, path = max(good)
+    step, path, stored = max(good, key=lambda g: (g[0], g[1]))
     os.replace(last, last.with_name("last.ckpt.corrupt"))
     print(f"warning: {last} is truncated or corrupt (kept as last.ckpt.corrupt); resuming from {path.name} "
           f"(step {step}) instead.", file=sys.stderr, flush=True)
-    return str(path)
+    return str(path), stored
 
 
 def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
@@ -181,9 +183,9 @@ def train(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
     freeze = int(OmegaConf.select(cfg, "finetune.freeze_encoder_epochs", default=0) or 0)
     if freeze > 0:
         extra.append(FreezeEncoder(freeze))
-    ckpt = _resume_path(cfg, out_dir)
+    ckpt, stored = _resume_path(cfg, out_dir)
     if ckpt:
-        _check_fits(module, ckpt)
+        _check_fits(module, stored, ckpt)
     trainer = _trainer(cfg, out_dir, extra)
     t0 = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt, weights_only=True)
