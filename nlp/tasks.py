@@ -118,16 +118,24 @@ class TranslationTask(BaseTask):
             self._decode(("test",), src, src_mask, refs, beam_size=self.beam_size)
         return loss
 
-    def _log_corpus(self, key: str, prefix: str) -> None:
+    def subset_step(self, batch: Any, subset: str) -> None:
+        """A typed variant of the test sources, decoded greedily."""
+        src, src_mask, _, refs = batch
+        key = f"test_{subset}"
+        if key not in self.exact:
+            self.exact[key] = torchmetrics.MeanMetric().to(self.device)
+        self._decode((key,), src, src_mask, refs, beam_size=1)
+
+    def _log_corpus(self, key: str, prefix: str, suffix: str = "") -> None:
         hyps, refs = self._texts.pop(key, ([], []))
         hyps, refs = _gather_strings(hyps), _gather_strings(refs)
         if not hyps:
             return
         bleu = sacrebleu.corpus_bleu(hyps, [refs], tokenize=self.bleu_tokenize).score
         chrf = sacrebleu.corpus_chrf(hyps, [refs]).score
-        self.log(f"{prefix}bleu", bleu, sync_dist=False, rank_zero_only=False)
-        self.log(f"{prefix}chrf", chrf, sync_dist=False, rank_zero_only=False)
-        self.log(f"{prefix}exact_match", self.exact[key])
+        self.log(f"{prefix}bleu{suffix}", bleu, sync_dist=False, rank_zero_only=False)
+        self.log(f"{prefix}chrf{suffix}", chrf, sync_dist=False, rank_zero_only=False)
+        self.log(f"{prefix}exact_match{suffix}", self.exact[key], metric_attribute=f"exact.{key}")
 
     def on_validation_epoch_start(self) -> None:
         self._decoded = 0
@@ -139,6 +147,8 @@ class TranslationTask(BaseTask):
     def on_test_epoch_end(self) -> None:
         self._log_corpus("test", "test/")
         self._log_corpus("test_greedy", "test/greedy_")
+        for subset in getattr(self.trainer.datamodule, "test_subsets", []):
+            self._log_corpus(f"test_{subset}", "test/", f"_{subset}")
 
     def on_test_end(self) -> None:
         if self.num_alignment_plots <= 0 or not self.trainer.is_global_zero:

@@ -45,6 +45,7 @@ def _pick_runs(rows: list[dict]) -> dict[str, dict]:
 
 @torch.no_grad()
 def domain_examples(rows: list[dict], console: Console) -> list[dict[str, Any]]:
+    from core.train.data import main_test_loader
     from core.train.run import load_for_predict
 
     examples = []
@@ -55,7 +56,7 @@ def domain_examples(rows: list[dict], console: Console) -> list[dict[str, Any]]:
                 console.print(f"gallery: {row['task']} has no attention_example; skipped")
                 continue
             dm.setup("test")
-            batch = next(iter(dm.test_dataloader()))
+            batch = next(iter(main_test_loader(dm)))
             ex = module.attention_example(batch, dm)
             ex["title"] = f"{row['experiment']} ({row.get('attention')}/{row.get('pe')})\n{ex.get('title', '')}"
             examples.append(ex)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-__all__ = ["SplitDataModule", "cached_tensors", "fixed_split"]
+__all__ = ["SplitDataModule", "cached_tensors", "fixed_split", "main_test_loader"]
 
 
 def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
@@ -58,7 +58,14 @@ def cached_tensors(path: str | Path, build: Callable[[], dict], *, version: int 
 
 class SplitDataModule(L.LightningDataModule, abc.ABC):
     """A datamodule with fixed ``train``/``val``/``test`` splits: subclasses implement
-    ``_loader(split, train)`` once; the three Lightning hooks come from here."""
+    ``_loader(split, train)`` once; the three Lightning hooks come from here.
+
+    ``test_subsets`` names extra test sets (kinds of item, typed variants of the inputs), loaded as
+    ``_loader("test_<name>")`` after the main test split; the tasks report each under its own name
+    (``test/acc_<name>``), so the headline ``test/...`` stays that of the main split.
+    """
+
+    test_subsets: list[str] = []
 
     @abc.abstractmethod
     def _loader(self, split: str, train: bool = False) -> DataLoader:
@@ -70,5 +77,13 @@ class SplitDataModule(L.LightningDataModule, abc.ABC):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
 
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+    def test_dataloader(self) -> DataLoader | list[DataLoader]:
+        if not self.test_subsets:
+            return self._loader("test")
+        return [self._loader("test")] + [self._loader(f"test_{name}") for name in self.test_subsets]
+
+
+def main_test_loader(datamodule: L.LightningDataModule) -> DataLoader:
+    """The main test split's loader, whether or not the datamodule adds test subsets."""
+    loaders = datamodule.test_dataloader()
+    return loaders[0] if isinstance(loaders, (list, tuple)) else loaders

@@ -105,8 +105,22 @@ class BaseTask(L.LightningModule, abc.ABC):
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         self.shared_step(batch, "val")
 
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        self.shared_step(batch, "test")
+    def log(self, name: str, value: Any, *args: Any, **kw: Any) -> None:
+        # names are unique per test loader by construction (test/acc, test/acc_<subset>): no
+        # "/dataloader_idx_N" suffix when a datamodule adds test subsets
+        kw.setdefault("add_dataloader_idx", False)
+        super().log(name, value, *args, **kw)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if dataloader_idx == 0:
+            self.shared_step(batch, "test")
+        else:
+            self.subset_step(batch, self.trainer.datamodule.test_subsets[dataloader_idx - 1])
+
+    def subset_step(self, batch: Any, subset: str) -> None:
+        """Score one batch of the test subset ``subset`` (see :class:`core.train.data.SplitDataModule`);
+        tasks whose datamodules add subsets implement it."""
+        raise NotImplementedError(f"{type(self).__name__} does not report test subsets ({subset}).")
 
 
 class ClassificationTask(BaseTask):
@@ -118,8 +132,10 @@ class ClassificationTask(BaseTask):
         super().__init__(model, **kw)
         num_classes = int(num_classes or model.num_classes)  # folder datasets size the model from disk
         self.label_smoothing = label_smoothing
+        self.num_classes = num_classes
         self.acc = nn.ModuleDict({s: torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
                                   for s in ("train_", "val_", "test_")})
+        self.subset_acc = nn.ModuleDict()  # filled on first use: the subsets are the datamodule's
 
     def forward(self, *inputs: Tensor) -> Tensor:
         return self.model(*inputs)
@@ -136,6 +152,16 @@ class ClassificationTask(BaseTask):
         if stage == "train":
             self.count(len(y))
         return loss
+
+    def subset_step(self, batch: Any, subset: str) -> None:
+        *inputs, y = batch
+        if subset not in self.subset_acc:
+            self.subset_acc[subset] = torchmetrics.Accuracy(task="multiclass", num_classes=self.num_classes).to(
+                self.device)
+        acc = self.subset_acc[subset]
+        acc(self(*inputs).detach(), y)
+        self.log(f"test/acc_{subset}", acc, on_step=False, on_epoch=True, batch_size=len(y),
+                 metric_attribute=f"subset_acc.{subset}")  # Lightning indexes metric attributes once, at first log
 
     def attention_example(self, batch: Any, datamodule: Any = None) -> dict:
         """The model's attention example for the first item (:mod:`core.report.gallery`)."""

@@ -27,6 +27,9 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
     "lower": str.lower,
     "nfc": lambda s: unicodedata.normalize("NFC", s),
     "letters": lambda s: re.sub(r"[^a-z']+", " ", s),  # keep a-z and apostrophes (after "lower")
+    "no_commas": lambda s: s.replace(",", " "),  # "one thousand, two" and "one thousand two" alike
+    "hyphen_space": lambda s: s.replace("-", " "),  # "twenty-one" and "twenty one" alike
+    "drop_and": lambda s: re.sub(r"\band\b", " ", s, flags=re.IGNORECASE),  # "hundred and five" = "hundred five"
     "spaces": lambda s: " ".join(s.split()),  # collapse runs of white space, strip the ends
 }
 

@@ -12,6 +12,7 @@ import sacrebleu
 import torch
 from conftest import run_cli, train_cfg
 
+from core.train.data import main_test_loader
 from core.train.errors import InputError
 from core.train.run import load_for_predict
 from nlp.models import translate
@@ -45,6 +46,10 @@ def test_classification_predict(cls_ckpt, tmp_path, capsys):
     assert res[0]["label"] in ("first", "second") and 0.5 <= res[0]["prob"] <= 1.0
     assert math.isclose(sum(p for _, p in res[0]["top"]), 1.0, abs_tol=1e-5)
     assert res[0]["label"] in capsys.readouterr().out
+    # typed as a person types: the checkpoint's normalisation makes these the same phrase
+    both = {"text": ["TWENTY ONE | Fifty-Two", "twenty-one | fifty-two"]}
+    typed = predictor(module=module, datamodule=dm, request=both, out_dir=str(tmp_path))
+    assert typed[0]["label"] == typed[1]["label"] and typed[0]["prob"] == pytest.approx(typed[1]["prob"], abs=1e-6)
     # unknown characters: <unk> with a warning; over-long input: truncated with a warning
     with pytest.warns(UserWarning, match="<unk>"):
         predictor(module=module, datamodule=dm, request={"text": "zwölf ☃ | drei"}, out_dir=str(tmp_path))
@@ -78,7 +83,7 @@ def test_eval_bleu_equals_sacrebleu_on_the_same_outputs(mt_ckpt, tmp_path):
     cfg, dm, module = load_for_predict(str(mt_ckpt))
     dm.setup("test")
     hyps, refs = [], []
-    for src, mask, _, r in dm.test_dataloader():
+    for src, mask, _, r in main_test_loader(dm):
         ids = translate(module.model, src, mask, beam_size=cfg.module.beam_size, length_penalty=1.0)
         hyps += [dm.tokenizer.decode(row.tolist()) for row in ids]
         refs += r
