@@ -1,7 +1,8 @@
 """``mas-predict`` for vision checkpoints: top-k labels (classification) or masks (segmentation).
 
 Any PIL image mode (L, RGB, RGBA, palette, ...) and size is accepted: images are converted to the
-model's channels and resized to its input size; segmentation masks are resized back (nearest) to
+model's channels and resized to its input size, or framed the way the training images are framed where
+the datamodule says how (``frame_picture``: the embedded 8x8 digits); segmentation masks are resized back (nearest) to
 each image's own size. A missing file or a non-image gets one sentence (exit status 2).
 """
 
@@ -60,6 +61,13 @@ def to_tensor(im: Image.Image, size: tuple[int, int]) -> torch.Tensor:
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
+def model_input(im: Image.Image, datamodule, size: tuple[int, int]) -> torch.Tensor:
+    """``(C, H, W)`` model input: the datamodule's own framing of a picture where it has one (the embedded
+    digits: polarity, crop, aspect-preserving frame), else the picture resized to ``size``; normalised."""
+    frame = getattr(datamodule, "frame_picture", None)
+    return datamodule.normalize(frame(im) if frame else to_tensor(im, size))
+
+
 @torch.no_grad()
 def predict_images(*, module, datamodule, request: dict, out_dir: str) -> list[dict]:
     """Print the top-k classes with probabilities for each image; returns them too."""
@@ -68,9 +76,14 @@ def predict_images(*, module, datamodule, request: dict, out_dir: str) -> list[d
     classes = list(getattr(datamodule, "classes", None) or range(model.num_classes))
     k = max(1, min(int(request.get("top_k") or 3), len(classes)))
     results: list[dict] = []
-    for path, im in each_readable(image_paths(request.get("input")), lambda f: read_image(f, channels), results):
-        x = datamodule.normalize(to_tensor(im, model.img_size))[None]
-        prob = model(x).softmax(-1)[0]
+    def read(f: Path) -> torch.Tensor:
+        try:
+            return model_input(read_image(f, channels), datamodule, model.img_size)
+        except InputError as exc:
+            raise InputError(f"{f}: {exc}") if str(f) not in str(exc) else exc
+
+    for path, x in each_readable(image_paths(request.get("input")), read, results):
+        prob = model(x[None]).softmax(-1)[0]
         top = prob.topk(k)
         preds = [(str(classes[i]), float(p)) for p, i in zip(top.values, top.indices)]
         print(f"{path}: " + ", ".join(f"{c} {p:.3f}" for c, p in preds))

@@ -49,13 +49,15 @@ def _targets(node):
 
 
 def test_old_layout_checkpoint_predicts_from_the_cli(tmp_path):
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
-    Image.new("L", (8, 8), 0).save(tmp_path / "blank.png")
-    proc = run_cli("mas-predict", f"ckpt_path={FIXTURES / 'vision.ckpt'}", f"input={tmp_path / 'blank.png'}",
+    im = Image.new("L", (32, 32), 0)
+    ImageDraw.Draw(im).line([(16, 4), (16, 28)], fill=255, width=3)  # a "1": a picture with a digit in it
+    im.save(tmp_path / "one.png")
+    proc = run_cli("mas-predict", f"ckpt_path={FIXTURES / 'vision.ckpt'}", f"input={tmp_path / 'one.png'}",
                    f"hydra.run.dir={tmp_path}/p", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.startswith(f"{tmp_path / 'blank.png'}: ")
+    assert proc.stdout.startswith(f"{tmp_path / 'one.png'}: ")
 
 
 def test_unmappable_old_checkpoint_is_one_sentence(tmp_path):

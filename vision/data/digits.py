@@ -11,7 +11,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from PIL import Image
+
 from core.train.data import SplitDataModule, cached_tensors, fixed_split
+from core.train.errors import InputError
+from vision.data.framing import frame_digit
 
 __all__ = ["DigitsDataModule", "load_digits_tensors"]
 
@@ -33,15 +37,42 @@ class DigitAugment(Dataset):
     ``shift``: random translation by up to one pixel (zero fill). ``affine``: a small random affine map
     (rotation up to ``degrees``, scale in ``1 +- scale``, translation up to ``translate`` pixels),
     bilinear resampling; digits stay centred digits, which whole-pixel shifts of an 8x8 image do not.
+    ``person``: the affine map plus what differs between one person's pen and another's: an elastic
+    warp (a smooth random displacement of up to ``elastic`` pixels), stroke width (the ink dilated or
+    eroded by a quarter pixel, each a third of the time) and contrast (ink level scaled by 0.6-1.2).
     """
 
     def __init__(self, x: Tensor, y: Tensor, *, mode: str = "affine", degrees: float = 10.0, scale: float = 0.1,
-                 translate: float = 0.5, background: float = 0.0) -> None:
+                 translate: float = 0.5, elastic: float = 0.6, background: float = 0.0) -> None:
         self.x, self.y, self.mode = x, y, mode
         self.degrees, self.scale, self.translate, self.background = degrees, scale, translate, background
+        self.elastic = elastic
+        self.ink_max = float(x.max()) - background if len(x) else 1.0
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def _grid(self, h: int, w: int) -> Tensor:
+        u = torch.rand(4) * 2 - 1  # uniform in [-1, 1]
+        a = math.radians(self.degrees) * float(u[0])
+        s = 1 + self.scale * float(u[1])
+        theta = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, float(u[2]) * self.translate * 2 / w],
+                              [math.sin(a) / s, math.cos(a) / s, float(u[3]) * self.translate * 2 / h]])
+        grid = F.affine_grid(theta[None], [1, 1, h, w], align_corners=False)  # (1, H, W, 2)
+        if self.mode == "person":  # a 3x3 field of random offsets, smoothly interpolated: an elastic warp
+            coarse = (torch.rand(1, 2, 3, 3) * 2 - 1) * self.elastic * 2 / torch.tensor([w, h]).view(1, 2, 1, 1)
+            grid = grid + F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+        return grid
+
+    @staticmethod
+    def _pen(ink: Tensor) -> Tensor:
+        """Stroke width: at 4x resolution, dilate or erode by one pixel (a quarter of an 8x8 pixel)."""
+        choice = int(torch.randint(3, ()))
+        if choice == 2:
+            return ink
+        big = F.interpolate(ink[None], scale_factor=4, mode="bilinear", align_corners=False)
+        big = F.max_pool2d(big, 3, 1, 1) if choice == 0 else -F.max_pool2d(-big, 3, 1, 1)
+        return F.avg_pool2d(big, 4)[0]
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         img = self.x[i]  # (1, H, W)
@@ -50,15 +81,12 @@ class DigitAugment(Dataset):
             dy, dx = torch.randint(-1, 2, (2,)).tolist()
             padded = F.pad(img, (1, 1, 1, 1), value=self.background)
             return padded[:, 1 + dy: 1 + dy + h, 1 + dx: 1 + dx + w], self.y[i]
-        u = torch.rand(4) * 2 - 1  # uniform in [-1, 1]
-        a = math.radians(self.degrees) * float(u[0])
-        s = 1 + self.scale * float(u[1])
-        theta = torch.tensor([[math.cos(a) / s, -math.sin(a) / s, float(u[2]) * self.translate * 2 / w],
-                              [math.sin(a) / s, math.cos(a) / s, float(u[3]) * self.translate * 2 / h]])
-        grid = F.affine_grid(theta[None], [1, *img.shape], align_corners=False)
-        out = F.grid_sample(img[None] - self.background, grid, mode="bilinear", padding_mode="zeros",
-                            align_corners=False)[0] + self.background
-        return out, self.y[i]
+        ink = img - self.background  # zero where there is no ink: the warp's zero fill is paper
+        ink = F.grid_sample(ink[None], self._grid(h, w), mode="bilinear", padding_mode="zeros",
+                            align_corners=False)[0]
+        if self.mode == "person":
+            ink = (self._pen(ink) * float(torch.empty(()).uniform_(0.6, 1.2))).clamp(0.0, self.ink_max)
+        return ink + self.background, self.y[i]
 
 
 class DigitsDataModule(SplitDataModule):
@@ -75,8 +103,8 @@ class DigitsDataModule(SplitDataModule):
         self.split_varies_with_seed = split_seed is not None
         if augment is True:
             augment = "shift"
-        if augment not in (False, None, "none", "shift", "affine"):
-            raise ValueError(f"data.augment must be none, shift or affine, not '{augment}'.")
+        if augment not in (False, None, "none", "shift", "affine", "person"):
+            raise ValueError(f"data.augment must be none, shift, affine or person, not '{augment}'.")
         self.cache_dir = Path(cache_dir).expanduser()
         self.batch_size, self.num_workers = batch_size, num_workers
         self.augment = augment if augment not in (False, None) else "none"
@@ -96,6 +124,15 @@ class DigitsDataModule(SplitDataModule):
     def normalize(self, x: Tensor) -> Tensor:
         """Map pixels in [0, 1] to the model's input scale (used by mas-predict)."""
         return (x - self.mean) / self.std
+
+    @staticmethod
+    def frame_picture(im: Image.Image) -> Tensor:
+        """A person's picture of a digit (any size, either polarity) as ``(1, 8, 8)`` in [0, 1], framed
+        like the scans (:func:`vision.data.framing.frame_digit`); mas-predict calls it."""
+        framed = frame_digit(np.asarray(im.convert("L"), dtype=np.float32) / 255.0)
+        if framed is None:
+            raise InputError("the picture holds no digit: no ink stands out from its background.")
+        return torch.from_numpy(framed)[None]
 
     def _loader(self, split: str, train: bool = False) -> DataLoader:
         x, y = self.splits[split]
