@@ -1,8 +1,10 @@
 """``mas-predict`` for speech checkpoints: transcribe (CTC) or classify (spoken commands) WAV/FLAC files at
 any rate, mono or stereo.
 
-Long audio is first cut at pauses (runs of quiet 10 ms frames, an energy threshold between the
-file's noise floor and speech level), so each piece looks like a training utterance; pieces longer
+Each recording is first trimmed to its voiced part (plus a short margin) and its peak scaled to the
+level of the training clips (:func:`trim_and_level`). Long audio is then cut at pauses (runs of quiet
+10 ms frames, an energy threshold between the file's noise floor and speech level), so each piece
+looks like a training utterance; pieces longer
 than ``chunk_seconds`` are cut again at the quietest frame near each boundary. The piece
 transcripts are joined with spaces. A bad file (missing,
 empty, corrupt, not audio) gets one ``error:`` line and the others are still transcribed; silent
@@ -24,8 +26,8 @@ from core.train.inputs import each_readable, finish_inputs, input_files
 from speech.data.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
 
-__all__ = ["audio_paths", "classify_files", "split_at_pauses", "split_chunks", "transcribe_files",
-           "transcribe_wave"]
+__all__ = ["audio_paths", "classify_files", "quiet_frames", "split_at_pauses", "split_chunks", "transcribe_files",
+           "transcribe_wave", "trim_and_level"]
 
 SILENCE_PEAK = 1e-4
 
@@ -57,15 +59,25 @@ def split_chunks(wave: Tensor, sample_rate: int, chunk_seconds: float) -> list[T
     return pieces
 
 
-def split_at_pauses(wave: Tensor, sample_rate: int, min_pause: float = 0.15) -> list[Tensor]:
-    """Cut ``wave`` (T,) in the middle of every pause of at least ``min_pause`` seconds."""
+def quiet_frames(wave: Tensor, sample_rate: int) -> list[bool]:
+    """Per 10 ms frame, whether it is quiet: energy below a threshold between the file's noise floor
+    (10th percentile of frame energy) and its speech level (95th percentile)."""
     frame = max(1, sample_rate // 100)
     n = len(wave) // frame
     if n < 3:
-        return [wave]
+        return [False] * n
     db = 10 * torch.log10(wave[: n * frame].reshape(n, frame).pow(2).mean(1) + 1e-10)  # (n,) frame energy
     floor, loud = torch.quantile(db, 0.1), torch.quantile(db, 0.95)
-    quiet = (db < floor + max(6.0, 0.25 * float(loud - floor))).tolist()
+    return (db < floor + max(6.0, 0.25 * float(loud - floor))).tolist()
+
+
+def split_at_pauses(wave: Tensor, sample_rate: int, min_pause: float = 0.15) -> list[Tensor]:
+    """Cut ``wave`` (T,) in the middle of every pause of at least ``min_pause`` seconds."""
+    frame = max(1, sample_rate // 100)
+    quiet = quiet_frames(wave, sample_rate)
+    n = len(quiet)
+    if n < 3:
+        return [wave]
     cuts, run_start, need = [], None, int(min_pause * 100)
     for i, q in enumerate(quiet + [False]):
         if q and run_start is None:
@@ -76,6 +88,21 @@ def split_at_pauses(wave: Tensor, sample_rate: int, min_pause: float = 0.15) -> 
             run_start = None
     bounds = [0, *cuts, len(wave)]
     return [wave[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def trim_and_level(wave: Tensor, sample_rate: int, *, margin: float = 0.15, peak: float = 0.55) -> Tensor:
+    """Voice-activity trimming and loudness normalisation, so a recording looks like a training clip:
+    leading and trailing quiet frames cut down to ``margin`` seconds, the peak scaled to ``peak``
+    (the middle of the embedded clips' 0.2-0.9). Silence (peak under :data:`SILENCE_PEAK`) is returned as is."""
+    top = float(wave.abs().max()) if len(wave) else 0.0
+    if top < SILENCE_PEAK:
+        return wave
+    frame = max(1, sample_rate // 100)
+    loud = [i for i, q in enumerate(quiet_frames(wave, sample_rate)) if not q]
+    if loud:
+        keep = int(margin * sample_rate)
+        wave = wave[max(0, loud[0] * frame - keep): (loud[-1] + 1) * frame + keep]
+    return wave * (peak / max(float(wave.abs().max()), SILENCE_PEAK))
 
 
 @torch.no_grad()
@@ -119,7 +146,8 @@ def transcribe_files(*, module, datamodule, request: dict, out_dir: str) -> list
         if float(wave.abs().max()) < SILENCE_PEAK:
             text, note = "", " (silent audio: no speech)"
         else:
-            text, note = transcribe_wave(module, wave, chunk_seconds=chunk, beam_size=beam), ""
+            voiced = trim_and_level(wave, sr)
+            text, note = transcribe_wave(module, voiced, chunk_seconds=chunk, beam_size=beam), ""
         print(f"{p}: {text}{note}", flush=True)
         results.append({"file": str(p), "text": text, "seconds": round(len(wave) / sr, 3)})
     wall = time.perf_counter() - t0
@@ -143,7 +171,7 @@ def classify_files(*, module, datamodule, request: dict, out_dir: str) -> list[d
     k = max(1, min(int(request.get("top_k") or 3), len(classes)))
     results: list[dict] = []
     for p, wave in each_readable(paths, lambda f: read_audio(f, model.sample_rate), results):
-        x = fit_clip(wave, samples)[None].to(next(model.parameters()).device)
+        x = fit_clip(trim_and_level(wave, model.sample_rate), samples)[None].to(next(model.parameters()).device)
         prob = model(x, torch.tensor([samples], device=x.device)).float().softmax(-1)[0]
         top = prob.topk(k)
         preds = [(classes[int(i)], float(v)) for v, i in zip(top.values, top.indices)]

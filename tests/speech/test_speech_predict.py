@@ -14,7 +14,8 @@ from speech_fabricate import tone
 
 from core.train.errors import InputError
 from core.train.run import load_for_predict
-from speech.predict import split_at_pauses, split_chunks
+from speech.data.audio import read_audio
+from speech.predict import split_at_pauses, split_chunks, trim_and_level
 
 SHORT = ["experiment=speech/spoken_digits", "data.num_utterances={train:24,val:8,test:8}", "data.batch_size=8",
          "model.dim=32", "model.depth=1", "model.num_heads=2", "model.subsample_channels=8", "trainer.max_epochs=1",
@@ -109,6 +110,23 @@ def test_split_at_pauses_cuts_between_bursts():
     assert torch.equal(torch.cat(pieces), wave)
     assert len(pieces) == 3  # the 50 ms pause (a stop closure inside a word, say) is not cut
     assert abs(len(pieces[0]) - (8000 + 2400)) <= 160  # cut in the middle of the first pause
+
+
+def test_quiet_recording_with_long_silences_is_trimmed_and_levelled(ckpt, tmp_path):
+    """A quiet 8 kHz WAV: 3 s of room noise, 0.6 s of speech-like sound at 1% of full scale, 4 s of noise."""
+    rng = np.random.default_rng(1)
+    sr = 8000
+    noise = lambda s: (1e-4 * rng.standard_normal(int(s * sr))).astype(np.float32)  # noqa: E731
+    voiced = tone(0.6, sr, freq=220.0) / 30  # peak about 0.01
+    sf.write(tmp_path / "quiet.wav", np.concatenate([noise(3.0), voiced, noise(4.0)]), sr)
+    wave = read_audio(tmp_path / "quiet.wav", 16000)
+    out = trim_and_level(wave, 16000, margin=0.15)
+    assert abs(len(out) / 16000 - (0.6 + 2 * 0.15)) < 0.05  # the voiced part and its margins, nothing else
+    assert float(out.abs().max()) == pytest.approx(0.55, abs=1e-4)  # the level of the training clips
+    silent = torch.zeros(16000)
+    assert torch.equal(trim_and_level(silent, 16000), silent)
+    res = _predict(ckpt, {"input": str(tmp_path / "quiet.wav")}, tmp_path / "p")
+    assert res[0]["seconds"] == pytest.approx(7.6, abs=0.01)  # the record keeps the file's own duration
 
 
 def test_cli_exit_codes(ckpt, audio):
