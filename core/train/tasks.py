@@ -118,8 +118,11 @@ class BaseTask(L.LightningModule, abc.ABC):
             self.subset_step(batch, self.trainer.datamodule.test_subsets[dataloader_idx - 1])
 
     def subset_step(self, batch: Any, subset: str) -> None:
-        """Score one batch of the test subset ``subset`` (see :class:`core.train.data.SplitDataModule`);
-        tasks whose datamodules add subsets implement it."""
+        """Score one batch of the test subset ``subset`` (see :class:`core.train.data.SplitDataModule`).
+
+        Classification and translation implement it; the other tasks' datamodules add no subsets, so
+        reaching this default means a datamodule was paired with a task that cannot score its subsets,
+        and the run stops with that sentence rather than dropping the subset's metrics silently."""
         raise NotImplementedError(f"{type(self).__name__} does not report test subsets ({subset}).")
 
 

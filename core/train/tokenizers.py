@@ -17,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["NORMALIZERS", "CharTokenizer", "normalize"]
+__all__ = ["NORMALIZERS", "CharTokenizer", "normalize", "unknown_steps"]
 
 PAD, UNK, BOS, EOS, BLANK = "<pad>", "<unk>", "<s>", "</s>", "<b>"
 TEXT_SPECIALS = (PAD, UNK, BOS, EOS)
@@ -34,6 +34,11 @@ NORMALIZERS: dict[str, Callable[[str], str]] = {
 }
 
 
+def unknown_steps(steps: Sequence[str]) -> list[str]:
+    """The names in ``steps`` that are not normalisation steps (:data:`NORMALIZERS`)."""
+    return [s for s in steps if s not in NORMALIZERS]
+
+
 def normalize(text: str, steps: Sequence[str]) -> str:
     """``text`` after the named steps, in order."""
     for step in steps:
@@ -48,7 +53,7 @@ class CharTokenizer:
 
     def __init__(self, chars: Iterable[str], *, specials: Sequence[str] = TEXT_SPECIALS,
                  normalize: Sequence[str] = ()) -> None:
-        unknown = [s for s in normalize if s not in NORMALIZERS]
+        unknown = unknown_steps(normalize)
         if unknown:
             raise ValueError(f"unknown normalisation step(s) {unknown}; choose from {sorted(NORMALIZERS)}.")
         self.specials, self.steps = list(specials), list(normalize)

@@ -25,7 +25,7 @@ import numpy as np
 
 from core.train.data import SplitDataModule, cached_tensors, fixed_split
 from core.train.errors import InputError
-from core.train.tokenizers import NORMALIZERS, normalize
+from core.train.tokenizers import NORMALIZERS, normalize, unknown_steps
 from nlp.data.corpora import COMPARE_CLASSES, PAIR_KINDS, SEPARATOR, compare_corpus, translation_corpus
 from nlp.data.files import find_split, load_labeled, load_parallel
 from nlp.data.typing import TYPING_VARIANTS, typed
@@ -68,7 +68,7 @@ def _fit_tokenizer(kind: str, texts: list[str], *, spm_model: str | None, vocab_
 
 
 def _check_steps(steps: Sequence[str], *, variants: Sequence[str] = ()) -> list[str]:
-    unknown = [s for s in steps if s not in NORMALIZERS]
+    unknown = unknown_steps(steps)
     if unknown:
         raise InputError(f"data.normalize has unknown step(s) {unknown}; choose from {sorted(NORMALIZERS)}.")
     wrong = [v for v in variants if v not in TYPING_VARIANTS]
@@ -211,10 +211,9 @@ class TextClassificationDataModule(_TextDataModule):
             labels = [self.classes[i] for i in data["label"]]
             idx = fixed_split(len(labels), (0.8, 0.1, 0.1), seed=0)
             splits = {k: ([data["text"][i] for i in ix], [labels[i] for i in ix]) for k, ix in idx.items()}
-            for kind in PAIR_KINDS:
+            for kind in (k for k in PAIR_KINDS if _kind_subset(k) in self.test_subsets):
                 ix = [i for i in idx["test"] if data["kind"][i] == kind]
-                if _kind_subset(kind) in self.test_subsets:
-                    splits[f"test_{_kind_subset(kind)}"] = ([data["text"][i] for i in ix], [labels[i] for i in ix])
+                splits[f"test_{_kind_subset(kind)}"] = ([data["text"][i] for i in ix], [labels[i] for i in ix])
             return self._with_variants(splits, SEPARATOR)
         root = Path(self.path).expanduser()
         if root.is_file():
