@@ -103,13 +103,13 @@ def make_pictures(folder: Path, per_class: int, seed: int = 0) -> list[tuple[Pat
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--per-class", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", help="folder to keep the pictures in (default: a temporary one)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     import contextlib
     import io
 

@@ -69,12 +69,12 @@ def make_pairs(count: int, seed: int = 0) -> list[tuple[str, int, str, str]]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--pairs", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     from core.train.run import load_for_predict
     from nlp.predict import predict_classes
 

@@ -157,3 +157,37 @@ def test_folder_of_text_files_and_one_bad_file(cls_ckpt, tmp_path):
     ok = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", f"input={folder / 'a.txt'}", "threads=1",
                  f"hydra.run.dir={tmp_path / 'q'}")
     assert ok.returncode == 0 and len(_labels(ok.stdout)) == 2, ok.stderr[-1500:]
+
+
+def _person_numbers():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "person_numbers.py"
+    spec = importlib.util.spec_from_file_location("bench_person_numbers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_person_numbers_bench_spells_like_num2words_and_scores_a_checkpoint(cls_ckpt, capsys):
+    """bench/person_numbers.py: its own speller agrees with num2words on 0..999, its labels say which number
+    is larger, and it scores a checkpoint per pair kind and typing style."""
+    from num2words import num2words
+
+    bench = _person_numbers()
+    assert all(bench.spell(n) == num2words(n).replace(",", "") for n in range(1000))
+    assert bench.spell(105, british_and=False) == "one hundred five"
+    pairs = bench.make_pairs(60, seed=3)
+    words = {bench.spell(n): n for n in range(1000)}
+    for text, label, kind, style in pairs:
+        left, right = (t.strip() for t in text.split("|"))
+        if style == "as_written":
+            a, b = words[left], words[right]
+            assert label == (0 if a > b else 1) and a != b
+            if kind == "close":
+                assert 1 <= abs(a - b) <= 12
+    assert {k for _, _, k, _ in pairs} == {"close", "one_digit", "independent"}
+    bench.main(["--ckpt", str(cls_ckpt), "--pairs", "30"])
+    lines = {ln.split(" accuracy ")[0].strip(): ln for ln in capsys.readouterr().out.splitlines() if "accuracy" in ln}
+    assert lines["all"].endswith("(n=30)") and "kind close" in lines and "style capitals" in lines
+    assert 0.0 <= float(lines["all"].split()[2]) <= 1.0

@@ -126,3 +126,27 @@ def test_one_bad_file_in_a_folder_leaves_the_others_their_output(which, cls_ckpt
     err = proc.stderr.strip().splitlines()
     assert len(err) == 2 and "broken.png is not a readable image" in err[0]
     assert err[1] == "error: 1 of 6 input files could not be read (broken.png); the others got their output."
+
+
+def test_person_digits_bench_writes_both_polarities_and_scores_a_checkpoint(cls_ckpt, tmp_path, capsys):
+    """bench/person_digits.py: every picture holds ink of the stated polarity on a canvas of its own size,
+    and the checkpoint is scored per kind through mas-predict's loader."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "person_digits.py"
+    spec = importlib.util.spec_from_file_location("bench_person_digits", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    (tmp_path / "pics").mkdir()
+    pictures = bench.make_pictures(tmp_path / "pics", per_class=2, seed=4)
+    assert len(pictures) == 20 and {d for _, d, _ in pictures} == set(range(10))
+    for file, _, kind in pictures:
+        a = np.asarray(Image.open(file).convert("L"), dtype=np.float32)
+        ink_is_dark = kind.endswith("dark")
+        background = np.median(a)
+        assert (background > 127) == ink_is_dark  # paper is the majority of the picture
+        assert np.abs(a - background).max() > 100  # and there is ink on it
+    bench.main(["--ckpt", str(cls_ckpt), "--per-class", "1", "--keep", str(tmp_path / "keep")])
+    lines = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if "accuracy" in ln}
+    assert lines["all"].endswith("(n=10)") and 0.0 <= float(lines["all"].split()[2]) <= 1.0
