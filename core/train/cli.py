@@ -16,6 +16,7 @@ import hydra
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from core.train.errors import ConfigError, InputError
@@ -34,6 +35,9 @@ def guarded(fn: Callable[[], Any]) -> Any:
         return fn()
     except (ConfigError, InputError, NonFiniteLossError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except MisconfigurationException as exc:  # Lightning's word on a trainer/callback combination
+        print(f"error: Lightning refused the configuration: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
 
 

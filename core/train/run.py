@@ -16,6 +16,8 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import LearningRateMonitor
 from omegaconf import DictConfig, OmegaConf
 
 from core.train.callbacks import EpochReseed, LearningCurve, SameConfigAcrossRanks
@@ -43,7 +45,8 @@ def _instantiate(node: Any, key: str, **kwargs: Any) -> Any:
         while root.__cause__ is not None:
             root = root.__cause__
         msg = str(root).strip().splitlines()[0] if str(root).strip() else type(root).__name__
-        if isinstance(root, (ValueError, TypeError, KeyError, FileNotFoundError, ImportError)):
+        if isinstance(root, (ValueError, TypeError, KeyError, FileNotFoundError, ImportError,
+                             MisconfigurationException)):
             raise ConfigError(f"{key}: {msg}") from exc
         raise
 
@@ -82,6 +85,8 @@ def _trainer(cfg: DictConfig, out_dir: Path, extra_callbacks: list | None = None
                  if c is not None and "_target_" in c] + list(extra_callbacks or [])
     loggers = [_instantiate(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items()
                if c is not None and "_target_" in c]
+    if not loggers:  # a learning-rate monitor with nowhere to write would stop the run
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     if "progress" not in " ".join(type(c).__name__.lower() for c in callbacks):
         tcfg.setdefault("enable_progress_bar", False)

@@ -138,3 +138,17 @@ def test_compile_trains_and_checkpoint_loads_eagerly(out_dir, tmp_path):
     proc = run_cli("mas-eval", f"ckpt_path={out_dir}/checkpoints/last.ckpt", f"hydra.run.dir={tmp_path}/e", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 0.0 <= record["test/acc"] <= 1.0
+
+
+def test_no_logger_trains_without_the_learning_rate_monitor(out_dir):
+    """logger=none with the default callbacks used to stop in Lightning's LearningRateMonitor check."""
+    record = train_cfg([*SMALL, "logger=none", "trainer.max_epochs=1", "trainer.limit_train_batches=2"], out_dir)
+    assert record["test/acc"] >= 0.0 and (out_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_lightning_refusal_of_a_callback_is_one_sentence_naming_it(tmp_path):
+    proc = run_cli("mas-train", *SMALL, "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                   "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging",
+                   "+callbacks.swa.swa_lrs=-1", f"hydra.run.dir={tmp_path}/r", cwd=tmp_path)
+    assert proc.returncode == 2 and "error: callbacks.swa: The `swa_lrs` should" in proc.stderr
+    assert "Traceback" not in proc.stderr
