@@ -44,25 +44,44 @@ def mlp(dim: int, mlp_ratio: float, drop: float) -> Mlp:
 class EncoderLayer(nn.Module):
     """``x + drop_path(attn(norm1(x)))``, ``x + drop_path(mlp(norm2(x)))``, then the optional
     convolution module ``conv(x, key_padding_mask)`` (a residual module such as
-    :class:`core.nn.conformer.ConformerConv`)."""
+    :class:`core.nn.conformer.ConformerConv`).
+
+    ``macaron=True`` is the Conformer block (Gulati et al. 2020): half-step feed-forwards before and
+    after, the convolution between attention and the second feed-forward, and a closing norm::
+
+        x + ff(norm_ff(x)) / 2 -> x + attn(norm1(x)) -> conv(x) -> x + mlp(norm2(x)) / 2 -> norm_out(x)
+    """
 
     def __init__(self, dim: int, num_heads: int, *, attn: AttnFactory = MultiHeadAttention,
                  conv: ConvFactory | None = None, mlp_ratio: float = 4.0, qkv_bias: bool = True,
-                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-6) -> None:
+                 drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0, norm_eps: float = 1e-6,
+                 macaron: bool = False) -> None:
         super().__init__()
+        self.macaron = macaron
+        if macaron:
+            self.norm_ff = nn.LayerNorm(dim, eps=norm_eps)
+            self.ff = mlp(dim, mlp_ratio, drop)
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = attn(dim, num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop, proj_drop=drop)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = mlp(dim, mlp_ratio, drop)
         self.conv = conv(dim) if conv is not None else None
+        self.norm_out = nn.LayerNorm(dim, eps=norm_eps) if macaron else nn.Identity()
 
     def forward(self, x: Tensor, *, key_padding_mask: Tensor | None = None, causal: bool = False,
                 **attn_kwargs) -> Tensor:
+        ff_scale = 0.5 if self.macaron else 1.0
+        if self.macaron:
+            x = x + ff_scale * self.drop_path(self.ff(self.norm_ff(x)))
         x = x + self.drop_path(self.attn(self.norm1(x), key_padding_mask=key_padding_mask,
                                          causal=causal, **attn_kwargs))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x if self.conv is None else self.conv(x, key_padding_mask)
+        if self.macaron and self.conv is not None:
+            x = self.conv(x, key_padding_mask)
+        x = x + ff_scale * self.drop_path(self.mlp(self.norm2(x)))
+        if not self.macaron and self.conv is not None:
+            x = self.conv(x, key_padding_mask)
+        return self.norm_out(x)
 
 
 class DecoderLayer(nn.Module):
@@ -129,19 +148,20 @@ class TransformerEncoder(nn.Module):
         ndim: dimensionality of the token coordinates (1 text/audio, 2 patches).
         coord_scale: multiplies coordinates before the PE (e.g. frames per second for audio).
         extent: largest length / grid the PE must cover (learned tables).
+        macaron: Conformer blocks (see :class:`EncoderLayer`).
     """
 
     def __init__(self, *, dim: int, depth: int, num_heads: int, attn: AttnFactory = MultiHeadAttention,
                  pe: PEFactory | None = None, conv: ConvFactory | None = None, ndim: int = 1,
                  coord_scale: float = 1.0, extent: tuple[int, ...] | None = None, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
-                 final_norm: bool = True, causal: bool = False) -> None:
+                 final_norm: bool = True, causal: bool = False, macaron: bool = False) -> None:
         super().__init__()
         self.pe = _build_pe(pe, attn, dim=dim, num_heads=num_heads, ndim=ndim, coord_scale=coord_scale,
                             extent=extent, causal=causal)
         self.blocks = nn.ModuleList(
             EncoderLayer(dim, num_heads, attn=attn, conv=conv, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop=drop,
-                         attn_drop=attn_drop, drop_path=dp)
+                         attn_drop=attn_drop, drop_path=dp, macaron=macaron)
             for dp in _drop_paths(drop_path, depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6) if final_norm else nn.Identity()
 

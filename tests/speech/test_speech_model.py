@@ -118,12 +118,15 @@ def test_attention_plot_over_frames(tmp_path):
 
 
 def test_conformer_conv_equals_its_conv1d_form():
-    """The token-layout computation (linear pointwise, (1, K) depthwise conv2d) == the Conv1d modules applied directly."""
+    """The token-layout computation (linear pointwise, (1, K) depthwise conv2d, norms over valid frames) == the
+    Conv1d modules applied directly to each utterance alone, without its padding."""
     torch.manual_seed(0)
     m = ConformerConv(dim=24, kernel_size=7).eval()
     x = torch.randn(3, 11, 24)
     pad = torch.zeros(3, 11, dtype=torch.bool)
     pad[1, 8:] = True
-    y = m.norm(x).masked_fill(pad[..., None], 0.0).transpose(1, 2)  # (B, C, N) for the Conv1d modules
-    y = m.pw2(torch.nn.functional.silu(m.bn(m.dw(torch.nn.functional.glu(m.pw1(y), dim=1)))))
-    torch.testing.assert_close(m(x, pad), x + y.transpose(1, 2), atol=1e-5, rtol=1e-5)
+    got = m(x, pad)
+    for i, n in enumerate([11, 8, 11]):
+        y = m.norm(x[i: i + 1, :n]).transpose(1, 2)  # (1, C, n) for the Conv1d modules
+        y = m.pw2(torch.nn.functional.silu(m.bn(m.dw(torch.nn.functional.glu(m.pw1(y), dim=1)))))
+        torch.testing.assert_close(got[i: i + 1, :n], x[i: i + 1, :n] + y.transpose(1, 2), atol=1e-5, rtol=1e-5)
