@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from core.nn.attention import MultiHeadAttention
 from core.nn.blocks import TransformerEncoder, encoder_group_matcher
-from core.nn.conformer import ConformerConv
+from core.nn.conformer import CONV_NORMS, ConformerConv
+from speech.augment import SpeechAugment
 
 __all__ = ["AudioTransformer", "CommandClassifier", "ConvSubsampling", "CTCModel", "LogMel"]
 
@@ -44,9 +45,14 @@ class LogMel(nn.Module):
         """Frames of ``lengths`` samples (``center=True``): ``L // hop + 1``."""
         return lengths // self.hop_length + 1
 
-    def forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, wave: Tensor, lengths: Tensor,
+                spectral: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """``spectral`` transforms the power spectrogram ``(B, F, T)`` before the mel filters (augmentation)."""
         with torch.autocast(wave.device.type, enabled=False):
-            feats = (self.mel(wave.float()) + 1e-6).log().transpose(1, 2)  # (B, T, M)
+            power = self.mel.spectrogram(wave.float())
+            if spectral is not None:
+                power = spectral(power)
+            feats = (self.mel.mel_scale(power) + 1e-6).log().transpose(1, 2)  # (B, T, M)
         n = self.frames(lengths).clamp(max=feats.shape[1])
         valid = (torch.arange(feats.shape[1], device=wave.device)[None] < n[:, None]).unsqueeze(-1)  # (B, T, 1)
         cnt = n.clamp(min=1)[:, None, None].float()
@@ -80,9 +86,13 @@ class AudioTransformer(nn.Module):
     Args:
         sample_rate, n_fft, hop_length, n_mels: front end (defaults: 25 ms windows, 10 ms hop, 80 mels).
         freq_masks, freq_mask_param, time_masks, time_mask_frac: SpecAugment in training (torchaudio).
+        augment: keyword arguments of :class:`speech.augment.SpeechAugment` (speed, reverberation, babble,
+            noise, vocal-tract-length warp, equaliser, band-limiting) applied in training, or ``None``.
         subsample_channels: conv channels of the x4 subsampling.
         dim, depth, num_heads, mlp_ratio, drop, attn_drop, drop_path: encoder (timm names).
         conv_kernel: > 0 adds a Conformer convolution module to every encoder layer (its conv slot).
+        conv_norm: ``batch`` (the paper's, over valid frames) or ``group`` (per utterance) in that module.
+        macaron: Conformer blocks: half-step feed-forwards around attention and convolution, a closing norm.
         max_seconds: longest audio the learned PE table covers (other PEs have no limit).
         attn, pe: attention and PE factories (``attention=``, ``pe=``).
     """
@@ -93,7 +103,8 @@ class AudioTransformer(nn.Module):
                  n_mels: int = 80, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
                  time_mask_frac: float = 0.05, subsample_channels: int = 64, dim: int = 144, depth: int = 6,
                  num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
-                 drop_path: float = 0.0, conv_kernel: int = 0, max_seconds: float = 30.0,
+                 drop_path: float = 0.0, conv_kernel: int = 0, conv_norm: str = "group", macaron: bool = False,
+                 max_seconds: float = 30.0, augment: dict | None = None,
                  attn: Callable[..., nn.Module] = MultiHeadAttention,
                  pe: Callable[..., nn.Module] | None = None) -> None:
         super().__init__()
@@ -105,15 +116,21 @@ class AudioTransformer(nn.Module):
             raise ValueError(f"model.hop_length={hop_length} must be positive and at most model.n_fft={n_fft}.")
         self.dim, self.sample_rate, self.hop_length = dim, int(sample_rate), hop_length
         self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        self.augment = (SpeechAugment(sample_rate=sample_rate, n_fft=n_fft, **dict(augment))
+                        if augment else None)
         self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_param, iid_masks=True) for _ in range(freq_masks))
         self.time_masks, self.time_mask_frac = time_masks, time_mask_frac
         self.subsampling = ConvSubsampling(n_mels=n_mels, channels=subsample_channels, dim=dim)
         self.coord_scale = sample_rate / hop_length  # one PE unit = one 10 ms frame
-        conv = functools.partial(ConformerConv, kernel_size=conv_kernel, drop=drop) if conv_kernel else None
+        if conv_norm not in CONV_NORMS:
+            raise ValueError(f"model.conv_norm={conv_norm!r} is not one of {CONV_NORMS}.")
+        conv = (functools.partial(ConformerConv, kernel_size=conv_kernel, drop=drop, norm=conv_norm)
+                if conv_kernel else None)
         self.encoder = TransformerEncoder(dim=dim, depth=depth, num_heads=num_heads, attn=attn, pe=pe, conv=conv,
                                           ndim=self.pos_ndim, coord_scale=self.coord_scale,
                                           extent=(int(max_seconds * self.coord_scale) + 1,),
-                                          mlp_ratio=mlp_ratio, drop=drop, attn_drop=attn_drop, drop_path=drop_path)
+                                          mlp_ratio=mlp_ratio, drop=drop, attn_drop=attn_drop, drop_path=drop_path,
+                                          macaron=macaron)
 
     def no_weight_decay(self) -> set[str]:
         return {f"encoder.{n}" for n in self.encoder.no_weight_decay()}
@@ -145,8 +162,12 @@ class AudioTransformer(nn.Module):
         return x.squeeze(1).transpose(1, 2)
 
     def features(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """Normalised log-mel ``(B, T, n_mels)`` (SpecAugment in training) and valid frames ``(B,)``."""
-        feats, n = self.frontend(wave, wave_lens)
+        """Normalised log-mel ``(B, T, n_mels)`` (augmentation and SpecAugment in training), valid frames ``(B,)``."""
+        spectral = None
+        if self.training and self.augment is not None:
+            wave, wave_lens = self.augment.wave(wave, wave_lens)
+            spectral = self.augment.spectrum
+        feats, n = self.frontend(wave, wave_lens, spectral)
         if self.training:
             feats = self.spec_augment(feats, n)
         return feats, n

@@ -1,0 +1,112 @@
+"""speech.augment.SpeechAugment: each transform measured against what it promises (pitch, SNR, decay, warp, edges)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from speech.augment import SpeechAugment
+
+SR = 16000
+OFF = dict(reverb_p=0.0, babble_p=0.0, noise_p=0.0, eq_p=0.0, bandlimit_p=0.0, speeds=[1.0], vtlp=[1.0, 1.0])
+
+
+def _aug(**kw) -> SpeechAugment:
+    return SpeechAugment(sample_rate=SR, n_fft=400, **{**OFF, **kw})
+
+
+def _peak_hz(x: torch.Tensor) -> float:
+    spec = torch.fft.rfft(x * torch.hann_window(len(x))).abs()
+    return float(spec.argmax()) * SR / len(x)
+
+
+def test_speed_perturbation_scales_pitch_and_length():
+    torch.manual_seed(0)
+    t = torch.arange(SR) / SR
+    wave = torch.sin(2 * math.pi * 440 * t)[None].repeat(2, 1)
+    lens = torch.tensor([SR, SR // 2])
+    out, new = _aug(speeds=[1.1]).wave(wave, lens)
+    assert abs(_peak_hz(out[0, : int(new[0])]) - 484.0) < 3.0  # 10 % faster: 10 % higher
+    assert new.tolist() == [SR * 10 // 11, (SR // 2) * 10 // 11]
+    assert out[1, int(new[1]):].abs().max() == 0  # padding stays silent
+    slow, slow_lens = _aug(speeds=[0.9]).wave(wave, lens)
+    assert abs(_peak_hz(slow[0, : int(slow_lens[0])]) - 396.0) < 3.0 and int(slow_lens[0]) == SR * 10 // 9
+
+
+@pytest.mark.parametrize("kind", ["noise", "babble"])
+def test_added_noise_and_babble_sit_at_the_drawn_snr(kind):
+    torch.manual_seed(1)
+    wave = torch.randn(4, SR) * torch.linspace(0.1, 1.0, 4)[:, None]
+    lens = torch.full((4,), SR)
+    aug = _aug(**{f"{kind}_p": 1.0, f"{kind}_snr": [12.0, 12.0]})
+    out = getattr(aug, kind)(wave, lens)
+    added = out - wave
+    snr = 10 * torch.log10(wave.pow(2).mean(1) / added.pow(2).mean(1))
+    assert torch.allclose(snr, torch.full_like(snr, 12.0), atol=0.05)
+
+
+def test_babble_is_made_of_the_other_utterances():
+    torch.manual_seed(2)
+    t = torch.arange(SR) / SR
+    wave = torch.stack([torch.randn(SR) * 0.3, torch.sin(2 * math.pi * 700 * t)])
+    out = _aug(babble_p=1.0, babble_voices=1, babble_snr=[10.0, 10.0]).babble(wave, torch.full((2,), SR))
+    assert abs(_peak_hz(out[0] - wave[0]) - 700.0) < 2.0  # the noise row hears the tone, time-shifted
+
+
+def test_reverb_of_an_impulse_decays_60_db_at_rt60():
+    torch.manual_seed(3)
+    impulse = torch.zeros(1, SR)
+    impulse[0, 0] = 1.0
+    out = _aug(reverb_p=1.0, rt60=[0.4, 0.4]).reverb(impulse, torch.tensor([SR]))[0]
+    assert out[0] == 1.0  # the direct path leads
+    win = int(0.02 * SR)
+
+    def level(t):
+        i = int(t * SR)
+        return 10 * math.log10(float(out[i: i + win].pow(2).mean()))
+
+    assert abs((level(0.05) - level(0.25)) - 60 * 0.2 / 0.4) < 4.0  # 30 dB over half the RT60
+
+
+def test_vocal_tract_warp_moves_a_formant_by_alpha_and_keeps_identity():
+    power = torch.zeros(1, 201, 3)
+    power[0, 60] = 1.0  # 60 bins = 2400 Hz, below the warp boundary
+    up = _aug(vtlp=[1.1, 1.1]).warp(power)
+    assert int(up[0, :, 0].argmax()) == 66
+    same = _aug().warp(power)
+    assert torch.allclose(same, power)
+    assert torch.allclose(_aug(vtlp=[0.9, 0.9]).warp(torch.ones(2, 201, 4)), torch.ones(2, 201, 4))  # flat stays flat
+
+
+def test_band_limit_and_equaliser_gains():
+    torch.manual_seed(4)
+    hz = _aug().frequencies(201, torch.device("cpu"))
+    g = _aug(bandlimit_p=1.0, lowpass_hz=[4000.0, 4000.0], highpass_hz=[300.0, 300.0]).gain(2, 201, hz.device)
+    at = {f: int(torch.argmin((hz - f).abs())) for f in (100, 1500, 4000, 6000)}
+    assert torch.allclose(g[:, at[1500]], torch.ones(2), atol=0.01)
+    assert (g[:, at[4000]] - 0.5).abs().max() < 0.05 and g[:, at[6000]].max() < 1e-2 and g[:, at[100]].max() < 1e-3
+    eq = _aug(eq_p=1.0, eq_db=8.0).gain(8, 201, hz.device)
+    db = 10 * torch.log10(eq)
+    assert db.abs().max() <= 8.0 + 1e-4 and db.std() > 0.5
+    assert (db[:, 1:] - db[:, :-1]).abs().max() < 1.0  # smooth across neighbouring bins
+    assert torch.equal(_aug().gain(3, 201, hz.device), torch.ones(3, 201))  # nothing drawn: unchanged
+
+
+def test_whole_pipeline_keeps_padding_silent_and_finite():
+    torch.manual_seed(5)
+    aug = SpeechAugment(sample_rate=SR, n_fft=400, reverb_p=1, babble_p=1, noise_p=1)
+    lens = torch.tensor([SR, SR // 3, SR // 2])
+    wave = torch.randn(3, SR) * (torch.arange(SR)[None] < lens[:, None])
+    out, new = aug.wave(wave, lens)
+    assert torch.isfinite(out).all() and (out * (torch.arange(out.shape[1])[None] >= new[:, None])).abs().max() == 0
+    spec = aug.spectrum(torch.rand(3, 201, 50))
+    assert spec.shape == (3, 201, 50) and torch.isfinite(spec).all() and (spec >= 0).all()
+
+
+def test_bad_settings_say_which():
+    with pytest.raises(ValueError, match="reverb_p"):
+        SpeechAugment(sample_rate=SR, n_fft=400, reverb_p=1.5)
+    with pytest.raises(ValueError, match="speeds"):
+        SpeechAugment(sample_rate=SR, n_fft=400, speeds=[0.0])
