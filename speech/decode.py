@@ -3,6 +3,11 @@
 All decoders take log-probabilities ``(B, N, V)`` with the blank at index 0 and valid lengths
 ``(B,)`` and return token-id lists (blanks and repeats removed). :func:`decode` picks one and maps
 ids to text with the vocabulary.
+
+With a lexicon (the words a task can contain, e.g. the ten digit words) the built-in beam search only
+grows prefixes that spell lexicon words separated by single spaces, so a misheard "zfero" cannot come
+out; the best complete hypothesis wins. Greedy decoding cannot honour a lexicon, so a lexicon
+always means a beam search.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from collections import defaultdict
 import numpy as np
 from torch import Tensor
 
-__all__ = ["decode", "flashlight_available", "greedy_decode", "prefix_beam_search"]
+__all__ = ["LEXICON_MIN_BEAM", "Lexicon", "decode", "flashlight_available", "greedy_decode", "prefix_beam_search"]
 
 NEG_INF = -math.inf
+#: narrowest beam a lexicon search uses (greedy cannot step around a word the lexicon lacks)
+LEXICON_MIN_BEAM = 8
 
 
 def greedy_decode(log_probs: Tensor, lengths: Tensor, blank: int = 0) -> list[list[int]]:
@@ -37,12 +44,42 @@ def _logadd(*xs: float) -> float:
     return m + math.log(sum(math.exp(x - m) for x in xs))
 
 
-def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float) -> list[int]:
+class Lexicon:
+    """Word spellings as token ids, and the test a prefix extension must pass."""
+
+    def __init__(self, words: list[str], vocab: list[str], space: str = " ") -> None:
+        index = {ch: i for i, ch in enumerate(vocab)}
+        missing = sorted({ch for w in words for ch in w if ch not in index})
+        if missing or space not in index:
+            raise ValueError(f"the lexicon uses characters the model cannot emit: {missing or [space]}.")
+        self.space = index[space]
+        self.words = {tuple(index[ch] for ch in w) for w in words if w}
+        self.prefixes = {w[:k] for w in self.words for k in range(1, len(w) + 1)}
+
+    @staticmethod
+    def _partial(prefix: tuple[int, ...], space: int) -> tuple[int, ...]:
+        cut = max((i for i, t in enumerate(prefix) if t == space), default=-1)
+        return prefix[cut + 1:]
+
+    def allows(self, prefix: tuple[int, ...], token: int) -> bool:
+        partial = self._partial(prefix, self.space)
+        if token == self.space:
+            return partial in self.words
+        return partial + (token,) in self.prefixes
+
+    def complete(self, prefix: tuple[int, ...]) -> bool:
+        partial = self._partial(prefix, self.space)
+        return not partial or partial in self.words
+
+
+def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon: Lexicon | None = None) -> list[int]:
     """Prefix beam search over ``lp`` (N, V); each prefix keeps (log p ending in blank, in non-blank)."""
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
     for t in range(lp.shape[0]):
         row = lp[t]
         cand = np.flatnonzero(row >= row.max() + prune) if prune > NEG_INF else np.arange(len(row))
+        if lexicon is not None and blank not in cand:  # a frame no word may take still passes as a blank
+            cand = np.append(cand, blank)
         nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
         for prefix, (pb, pnb) in beams.items():
             for c in cand.tolist():
@@ -52,25 +89,29 @@ def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float) -> list[
                     e[0] = _logadd(e[0], pb + p, pnb + p)
                     continue
                 last = prefix[-1] if prefix else None
-                ext = prefix + (c,)
-                e = nxt[ext]
+                grows = lexicon is None or lexicon.allows(prefix, c)
                 if c == last:  # a repeat needs a blank in between; otherwise it stays the same prefix
-                    e[1] = _logadd(e[1], pb + p)
                     same = nxt[prefix]
                     same[1] = _logadd(same[1], pnb + p)
-                else:
+                    if grows:
+                        e = nxt[prefix + (c,)]
+                        e[1] = _logadd(e[1], pb + p)
+                elif grows:
+                    e = nxt[prefix + (c,)]
                     e[1] = _logadd(e[1], pb + p, pnb + p)
         ranked = sorted(nxt.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)[:beam_size]
         beams = {k: (v[0], v[1]) for k, v in ranked}
-    return list(max(beams.items(), key=lambda kv: _logadd(*kv[1]))[0])
+    done = [kv for kv in beams.items() if lexicon is None or lexicon.complete(kv[0])] or list(beams.items())
+    best = list(max(done, key=lambda kv: _logadd(*kv[1]))[0])
+    return best[:-1] if lexicon is not None and best[-1:] == [lexicon.space] else best
 
 
 def prefix_beam_search(log_probs: Tensor, lengths: Tensor, beam_size: int = 4, blank: int = 0,
-                       prune: float = -10.0) -> list[list[int]]:
-    """CTC prefix beam search (no language model). ``prune``: skip symbols whose log-prob is more
-    than ``-prune`` below the frame's best (``-inf`` keeps all)."""
+                       prune: float = -10.0, lexicon: Lexicon | None = None) -> list[list[int]]:
+    """CTC prefix beam search (no language model), optionally held to a :class:`Lexicon`. ``prune``:
+    skip symbols whose log-prob is more than ``-prune`` below the frame's best (``-inf`` keeps all)."""
     lp = log_probs.float().cpu().numpy()
-    return [_beam_one(lp[b, :n], beam_size, blank, prune) for b, n in enumerate(lengths.tolist())]
+    return [_beam_one(lp[b, :n], beam_size, blank, prune, lexicon) for b, n in enumerate(lengths.tolist())]
 
 
 def flashlight_available() -> bool:
@@ -95,10 +136,14 @@ def _flashlight(log_probs: Tensor, lengths: Tensor, vocab: list[str], beam_size:
 
 
 def decode(log_probs: Tensor, lengths: Tensor, vocab: list[str], *, beam_size: int = 1,
-           backend: str = "auto") -> list[str]:
+           backend: str = "auto", lexicon: list[str] | None = None) -> list[str]:
     """Texts for a batch. ``beam_size=1``: greedy; otherwise beam search with ``backend`` =
-    ``"builtin"``, ``"flashlight"`` (torchaudio) or ``"auto"`` (flashlight when installed)."""
-    if beam_size <= 1:
+    ``"builtin"``, ``"flashlight"`` (torchaudio) or ``"auto"`` (flashlight when installed).
+    ``lexicon``: the only words the output may contain (built-in beam search, at least
+    :data:`LEXICON_MIN_BEAM` wide)."""
+    if lexicon:
+        ids = prefix_beam_search(log_probs, lengths, max(beam_size, LEXICON_MIN_BEAM), lexicon=Lexicon(lexicon, vocab))
+    elif beam_size <= 1:
         ids = greedy_decode(log_probs, lengths)
     elif backend == "flashlight" or (backend == "auto" and flashlight_available() and vocab[1:2] == [" "]):
         ids = _flashlight(log_probs, lengths, vocab, beam_size)

@@ -123,7 +123,7 @@ def transcribe_wave(module, wave: Tensor, *, chunk_seconds: float = 20.0, beam_s
             x[j, : len(p)] = p
         log_probs, out_lens = model(x.to(device), lens.to(device))
         texts += decode(log_probs, out_lens, model.vocab, beam_size=beam_size,
-                        backend=getattr(module, "decoder", "auto"))
+                        backend=getattr(module, "decoder", "auto"), lexicon=getattr(module, "lexicon", None))
     return " ".join(t for t in texts if t)
 
 

@@ -17,13 +17,20 @@ __all__ = ["CTCTask"]
 class CTCTask(BaseTask):
     """CTC training; validation decodes greedily, test with ``beam_size`` (1 = greedy).
 
+    ``lexicon``: the words transcripts may contain; test and ``mas-predict`` then decode with a beam search
+    held to them (:mod:`speech.decode`), and the test also reports the free greedy transcript's
+    ``test/wer_free`` (what the acoustic model alone spells).
+
     Batches: ``(wave, wave_lens, targets, target_lens, texts)`` (see :mod:`speech.data.batching`). Logs
     ``{stage}/loss``, ``val|test/wer`` and ``val|test/cer``.
     """
 
-    def __init__(self, model: nn.Module, *, beam_size: int = 1, decoder: str = "auto", **kw) -> None:
+    def __init__(self, model: nn.Module, *, beam_size: int = 1, decoder: str = "auto",
+                 lexicon: list[str] | None = None, **kw) -> None:
         super().__init__(model, **kw)
         self.beam_size, self.decoder = beam_size, decoder
+        self.lexicon = [str(w) for w in lexicon] if lexicon else None
+        self.wer_free = WordErrorRate()
         self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val_", "test_")})
         self.cer = nn.ModuleDict({s: CharErrorRate() for s in ("val_", "test_")})
 
@@ -32,7 +39,8 @@ class CTCTask(BaseTask):
 
     def transcribe(self, wave: Tensor, wave_lens: Tensor, beam_size: int = 1) -> list[str]:
         log_probs, lens = self(wave, wave_lens)
-        return decode(log_probs, lens, self.model.vocab, beam_size=beam_size, backend=self.decoder)
+        return decode(log_probs, lens, self.model.vocab, beam_size=beam_size, backend=self.decoder,
+                      lexicon=self.lexicon)
 
     def attention_example(self, batch: Any, datamodule: Any = None) -> dict:
         """Last encoder layer's attention over the frames of the first test utterance (core.report.gallery)."""
@@ -54,8 +62,13 @@ class CTCTask(BaseTask):
             self.count(bs)
             return loss
         beam = self.beam_size if stage == "test" else 1
-        hyps = decode(log_probs.detach(), lens, self.model.vocab, beam_size=beam, backend=self.decoder)
+        lexicon = self.lexicon if stage == "test" else None
+        hyps = decode(log_probs.detach(), lens, self.model.vocab, beam_size=beam, backend=self.decoder,
+                      lexicon=lexicon)
         refs = [" ".join(t.split()) for t in self._refs(targets, target_lens)]
+        if lexicon:
+            self.wer_free(decode(log_probs.detach(), lens, self.model.vocab), refs)
+            self.log("test/wer_free", self.wer_free, on_step=False, on_epoch=True, batch_size=bs)
         wer, cer = self.wer[stage + "_"], self.cer[stage + "_"]
         wer(hyps, refs)
         cer(hyps, refs)

@@ -78,3 +78,45 @@ def test_flashlight_agrees_with_builtin():
     n = torch.tensor([12, 9])
     assert decode(lp, n, VOCAB, beam_size=8, backend="flashlight") == decode(lp, n, VOCAB, beam_size=8,
                                                                             backend="builtin")
+
+
+def _spells_words(lab: tuple[int, ...], words: set[tuple[int, ...]]) -> bool:
+    if not lab:
+        return True
+    parts, cur = [], []
+    for t in lab:
+        if t == 1:
+            parts.append(tuple(cur))
+            cur = []
+        else:
+            cur.append(t)
+    parts.append(tuple(cur))
+    return all(p in words for p in parts)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_lexicon_beam_search_finds_the_best_in_lexicon_labelling(seed):
+    """Against brute force over every frame path, restricted to labellings spelled from the lexicon."""
+    from speech.decode import Lexicon
+
+    torch.manual_seed(seed)
+    lp = torch.randn(5, 4).mul(2).log_softmax(-1)
+    lexicon = Lexicon(["ab", "b"], VOCAB)
+    n, v = lp.shape
+    scores: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(v), repeat=n):
+        lab = collapse(path)
+        if _spells_words(lab, lexicon.words):
+            s = float(sum(lp[t, c] for t, c in enumerate(path)))
+            scores[lab] = math.log(math.exp(scores[lab]) + math.exp(s)) if lab in scores else s
+    want = max(scores, key=scores.get)
+    got = prefix_beam_search(lp[None], torch.tensor([5]), beam_size=256, prune=-math.inf, lexicon=lexicon)[0]
+    assert tuple(got) == want
+
+
+def test_lexicon_turns_a_misspelling_into_the_nearest_word():
+    lp = one_hot_path([2, 0, 2, 3])  # "a" then "ab" collapses to "aab": not a word
+    assert decode(lp, torch.tensor([4]), VOCAB) == ["aab"]
+    assert decode(lp, torch.tensor([4]), VOCAB, lexicon=["ab", "b"]) == ["ab"]
+    with pytest.raises(ValueError, match="cannot emit"):
+        decode(lp, torch.tensor([4]), VOCAB, lexicon=["abc"])
