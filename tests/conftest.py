@@ -16,6 +16,16 @@ CONF_DIR = ROOT / "conf"
 os.environ.setdefault("MAS_CACHE_DIR", str(Path.home() / ".cache" / "mas"))
 
 
+def load_bench(name: str):
+    """The script ``bench/<name>.py`` as a module (bench/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def compose_cfg(overrides: list[str] | tuple[str, ...] = (), out_dir: str | Path | None = None,
                 config_name: str = "train"):
     """Compose ``conf/<config_name>.yaml`` as ``mas-train`` would, with Hydra's runtime set."""

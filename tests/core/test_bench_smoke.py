@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _bench(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_bench = load_bench
 
 
 def test_attention_bench_compares_like_with_like(capsys):
@@ -93,3 +89,13 @@ def test_time_to_quality_runs_ours_and_the_timm_peer(capsys):
                      "trainer.limit_train_batches=2", "trainer.limit_val_batches=1"])
     out = capsys.readouterr().out
     assert rc == 0 and "timm_vit" in out and "not reached" in out  # two steps reach no bar
+
+
+def test_speech_peer_trains_both_encoders_and_prints_ratios(capsys):
+    tiny = ["data.num_utterances={train:16,val:4,test:4}", "data.batch_size=8", "model.dim=32", "model.depth=1",
+            "model.num_heads=2", "model.subsample_channels=8", "trainer.max_epochs=1", "trainer.limit_train_batches=1"]
+    rc = _bench("speech_peer").main(["--seeds", "0", "--threads", "1", "--extra", *tiny])
+    out = capsys.readouterr().out
+    assert rc == 0 and "torchaudio_conformer" in out and "ours / peer" in out
+    row = next(ln for ln in out.splitlines() if "ours / peer" in ln)
+    assert float(row.split("│")[2]) == 1.0  # both encoders have the same parameter count

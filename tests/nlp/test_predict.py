@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import sacrebleu
 import torch
-from conftest import run_cli, train_cfg
+from conftest import load_bench, run_cli, train_cfg
 
 from core.train.data import main_test_loader
 from core.train.errors import InputError
@@ -159,22 +159,12 @@ def test_folder_of_text_files_and_one_bad_file(cls_ckpt, tmp_path):
     assert ok.returncode == 0 and len(_labels(ok.stdout)) == 2, ok.stderr[-1500:]
 
 
-def _person_numbers():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "bench" / "person_numbers.py"
-    spec = importlib.util.spec_from_file_location("bench_person_numbers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_person_numbers_bench_spells_like_num2words_and_scores_a_checkpoint(cls_ckpt, capsys):
     """bench/person_numbers.py: its own speller agrees with num2words on 0..999, its labels say which number
     is larger, and it scores a checkpoint per pair kind and typing style."""
     from num2words import num2words
 
-    bench = _person_numbers()
+    bench = load_bench("person_numbers")
     assert all(bench.spell(n) == num2words(n).replace(",", "") for n in range(1000))
     assert bench.spell(105, british_and=False) == "one hundred five"
     pairs = bench.make_pairs(60, seed=3)

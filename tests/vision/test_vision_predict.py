@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import run_cli, train_cfg
+from conftest import load_bench, run_cli, train_cfg
 from PIL import Image
 
 from core.train.errors import InputError
@@ -131,13 +131,7 @@ def test_one_bad_file_in_a_folder_leaves_the_others_their_output(which, cls_ckpt
 def test_person_digits_bench_writes_both_polarities_and_scores_a_checkpoint(cls_ckpt, tmp_path, capsys):
     """bench/person_digits.py: every picture holds ink of the stated polarity on a canvas of its own size,
     and the checkpoint is scored per kind through mas-predict's loader."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "bench" / "person_digits.py"
-    spec = importlib.util.spec_from_file_location("bench_person_digits", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("person_digits")
     (tmp_path / "pics").mkdir()
     pictures = bench.make_pictures(tmp_path / "pics", per_class=2, seed=4)
     assert len(pictures) == 20 and {d for _, d, _ in pictures} == set(range(10))

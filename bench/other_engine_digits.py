@@ -1,0 +1,102 @@
+"""Digit sequences spoken by a different synthesis engine, and a spoken-digits checkpoint scored on them.
+
+The embedded set is spoken by eSpeak NG; here the speaker is SAM (Software Automatic Mouth, a 1982
+formant synthesiser, ``pip install --no-deps samtts==0.3.0``, pure Python), which shares no code, voice
+or phoneme data with eSpeak. Each recording varies SAM's speed, pitch, mouth and throat, has 3-7 or
+10-16 digits, is stored at 22,050, 16,000 or 8,000 Hz with a random level and lead/trail silence, and
+goes through ``mas-predict``'s own path (:func:`speech.predict.transcribe_files`).
+
+    pip install --no-deps samtts==0.3.0
+    python bench/other_engine_digits.py --ckpt outputs/runs/<spoken_digits run>/checkpoints/last.ckpt [--per-length 100]
+
+prints the word error rate per sequence length and overall (torchmetrics' WER); ``--lexicon none`` scores
+the free spelling of a checkpoint trained with a lexicon, ``--lexicon digits`` holds one trained without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+LENGTHS = {"short (3-7 digits)": (3, 7), "long (10-16 digits)": (10, 16)}
+
+
+def sam_wave(text: str, rng: np.random.Generator) -> np.ndarray:
+    """float32 waveform at 22,050 Hz of ``text`` in a random SAM voice."""
+    from samtts import SamTTS
+
+    voice = SamTTS(speed=int(rng.integers(55, 95)), pitch=int(rng.integers(45, 100)),
+                   mouth=int(rng.integers(110, 190)), throat=int(rng.integers(100, 190)))
+    raw = np.frombuffer(bytes(voice.get_audio_data(text)), dtype=np.uint8).astype(np.float32)
+    return (raw - 128.0) / 128.0
+
+
+def write_wav(path: Path, x: np.ndarray, sr_in: int, sr_out: int, rng: np.random.Generator) -> None:
+    """Resample, pad with 0.1-0.8 s of faint noise each side, scale the peak to 0.1-0.9, store int16."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(sr_in, sr_out)
+    y = resample_poly(x - x.mean(), sr_out // g, sr_in // g)
+    y = np.pad(y, [int(rng.uniform(0.1, 0.8) * sr_out) for _ in range(2)])
+    y = y / (np.abs(y).max() or 1.0) * rng.uniform(0.1, 0.9)
+    y = y + rng.normal(0, 1e-3, y.shape)
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(sr_out)
+        f.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def make_recordings(folder: Path, per_length: int, seed: int = 0) -> list[tuple[Path, str, str]]:
+    """Write the recordings; returns (file, transcript, length group)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for group, (lo, hi) in LENGTHS.items():
+        for i in range(per_length):
+            text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, int(rng.integers(lo, hi + 1))))
+            path = folder / f"{group.split()[0]}_{i:03d}.wav"
+            write_wav(path, sam_wave(text, rng), 22050, int(rng.choice([22050, 16000, 8000])), rng)
+            out.append((path, text, group))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--per-length", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", help="folder to keep the recordings in (default: a temporary one)")
+    ap.add_argument("--lexicon", choices=["ckpt", "none", "digits"], default="ckpt",
+                    help="decode with the checkpoint's lexicon, none (free spelling), or the ten digit words")
+    args = ap.parse_args(argv)
+    from torchmetrics.functional.text import word_error_rate
+
+    from core.train.run import load_for_predict
+    from speech.predict import transcribe_files
+
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="other_engine_digits_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    recordings = make_recordings(folder, args.per_length, args.seed)
+    _, dm, module = load_for_predict(args.ckpt)
+    if args.lexicon != "ckpt":
+        module.lexicon = list(DIGIT_WORDS) if args.lexicon == "digits" else None
+    with contextlib.redirect_stdout(io.StringIO()):
+        results = transcribe_files(module=module, datamodule=dm, request={"input": str(folder)}, out_dir=str(folder))
+    got = {Path(r["file"]).name: r.get("text", "") for r in results}
+    groups = {**{g: [r for r in recordings if r[2] == g] for g in LENGTHS}, "all": recordings}
+    for group, recs in groups.items():
+        wer = float(word_error_rate([got.get(p.name, "") for p, _, _ in recs], [t for _, t, _ in recs]))
+        print(f"{group:22s} WER {wer:.3f}  (n={len(recs)})")
+
+
+if __name__ == "__main__":
+    main()
