@@ -47,7 +47,7 @@ class SpeechAugment:
     """Draws the transforms of the module docstring; each applies to an utterance with its probability.
 
     Args:
-        sample_rate, n_fft: the front end's (frequencies of the spectrogram bins).
+        sample_rate: the front end's (the spectrogram's bins span 0 to half of it).
         speeds: speed factors, one drawn per batch (a batch shares one resampling kernel).
         reverb_p, rt60: probability and RT60 range in seconds of a simulated room.
         babble_p, babble_snr, babble_voices: probability, SNR range in dB and most talkers of babble.
@@ -57,7 +57,7 @@ class SpeechAugment:
         bandlimit_p, lowpass_hz, highpass_hz: probability and edge ranges of band-limiting.
     """
 
-    def __init__(self, *, sample_rate: int, n_fft: int, speeds: Sequence[float] = (0.9, 1.0, 1.1),
+    def __init__(self, *, sample_rate: int, speeds: Sequence[float] = (0.9, 1.0, 1.1),
                  reverb_p: float = 0.3, rt60: Sequence[float] = (0.15, 0.7), babble_p: float = 0.2,
                  babble_snr: Sequence[float] = (8.0, 25.0), babble_voices: int = 3, noise_p: float = 0.3,
                  noise_snr: Sequence[float] = (10.0, 40.0), vtlp: Sequence[float] = (0.88, 1.12),
@@ -69,7 +69,7 @@ class SpeechAugment:
                         ("bandlimit_p", bandlimit_p)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"augment.{name}={p} is not a probability.")
-        self.sample_rate, self.n_fft = int(sample_rate), int(n_fft)
+        self.sample_rate = int(sample_rate)
         self.speeds = [Fraction(float(s)).limit_denominator(20) for s in speeds]
         self.reverb_p, self.rt60 = reverb_p, rt60
         self.babble_p, self.babble_snr, self.babble_voices = babble_p, babble_snr, max(1, int(babble_voices))

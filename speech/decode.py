@@ -68,8 +68,8 @@ class Lexicon:
         return partial + (token,) in self.prefixes
 
     def complete(self, prefix: tuple[int, ...]) -> bool:
-        partial = self._partial(prefix, self.space)
-        return not partial or partial in self.words
+        """Whole words and nothing after the last one (a trailing space is a different labelling)."""
+        return not prefix or self._partial(prefix, self.space) in self.words
 
 
 def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon: Lexicon | None = None) -> list[int]:
@@ -101,9 +101,10 @@ def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon:
                     e[1] = _logadd(e[1], pb + p, pnb + p)
         ranked = sorted(nxt.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)[:beam_size]
         beams = {k: (v[0], v[1]) for k, v in ranked}
-    done = [kv for kv in beams.items() if lexicon is None or lexicon.complete(kv[0])] or list(beams.items())
-    best = list(max(done, key=lambda kv: _logadd(*kv[1]))[0])
-    return best[:-1] if lexicon is not None and best[-1:] == [lexicon.space] else best
+    done = [kv for kv in beams.items() if lexicon is None or lexicon.complete(kv[0])]
+    if not done:  # no surviving prefix ends on a whole word: say nothing rather than half a word
+        return []
+    return list(max(done, key=lambda kv: _logadd(*kv[1]))[0])
 
 
 def prefix_beam_search(log_probs: Tensor, lengths: Tensor, beam_size: int = 4, blank: int = 0,

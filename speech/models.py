@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from core.nn.attention import MultiHeadAttention
 from core.nn.blocks import TransformerEncoder, encoder_group_matcher
-from core.nn.conformer import CONV_NORMS, ConformerConv
+from core.nn.conformer import ConformerConv
 from speech.augment import SpeechAugment
 
 __all__ = ["AudioTransformer", "CommandClassifier", "ConvSubsampling", "CTCModel", "LogMel"]
@@ -116,14 +116,12 @@ class AudioTransformer(nn.Module):
             raise ValueError(f"model.hop_length={hop_length} must be positive and at most model.n_fft={n_fft}.")
         self.dim, self.sample_rate, self.hop_length = dim, int(sample_rate), hop_length
         self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
-        self.augment = (SpeechAugment(sample_rate=sample_rate, n_fft=n_fft, **dict(augment))
+        self.augment = (SpeechAugment(sample_rate=sample_rate, **dict(augment))
                         if augment else None)
         self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_param, iid_masks=True) for _ in range(freq_masks))
         self.time_masks, self.time_mask_frac = time_masks, time_mask_frac
         self.subsampling = ConvSubsampling(n_mels=n_mels, channels=subsample_channels, dim=dim)
         self.coord_scale = sample_rate / hop_length  # one PE unit = one 10 ms frame
-        if conv_norm not in CONV_NORMS:
-            raise ValueError(f"model.conv_norm={conv_norm!r} is not one of {CONV_NORMS}.")
         conv = (functools.partial(ConformerConv, kernel_size=conv_kernel, drop=drop, norm=conv_norm)
                 if conv_kernel else None)
         self.encoder = TransformerEncoder(dim=dim, depth=depth, num_heads=num_heads, attn=attn, pe=pe, conv=conv,

@@ -24,19 +24,30 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     """
 
     def forward(self, x: Tensor, pad: Tensor | None = None) -> Tensor:
-        if pad is None or not (self.training and self.track_running_stats) or not bool(pad.any()):
+        uses_batch = self.training or self.running_mean is None
+        if pad is None or not uses_batch or not bool(pad.any()):
             return super().forward(x)
         keep = (~pad).unsqueeze(1).to(x.dtype)  # (B, 1, N)
-        n = keep.sum().clamp_min(2.0)
-        mean = (x * keep).sum((0, 2)) / n
-        var = (((x - mean[None, :, None]) * keep) ** 2).sum((0, 2)) / n
-        with torch.no_grad():
-            m = self.momentum if self.momentum is not None else 0.1
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), m)
-            self.running_var.lerp_((var * n / (n - 1)).detach().to(self.running_var.dtype), m)
-            self.num_batches_tracked.add_(1)
-        y = (x - mean[None, :, None]) * torch.rsqrt(var[None, :, None] + self.eps)
+        mean, var, n = masked_moments(x, keep, (0, 2))
+        if self.training and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.flatten().to(self.running_mean.dtype), m)
+                count = n.flatten()
+                unbiased = var.flatten() * count / (count - 1).clamp_min(1.0)
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), m)
+        y = (x - mean) * torch.rsqrt(var + self.eps)
         return y * self.weight[None, :, None] + self.bias[None, :, None] if self.affine else y
+
+
+def masked_moments(x: Tensor, keep: Tensor, dims: tuple[int, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean and (biased) variance of ``x`` over ``dims`` counting only where ``keep`` is 1, and the count
+    of kept elements per statistic (all broadcastable against ``x``)."""
+    n = (keep * torch.ones_like(x)).sum(dims, keepdim=True).clamp_min(1.0)
+    mean = (x * keep).sum(dims, keepdim=True) / n
+    var = (((x - mean) * keep) ** 2).sum(dims, keepdim=True) / n
+    return mean, var, n
 
 
 class ConformerConv(nn.Module):
@@ -77,9 +88,6 @@ class ConformerConv(nn.Module):
         """One group norm per utterance over its valid frames (padding must not move the statistics)."""
         if pad is None or not bool(pad.any()):
             return self.bn(y)
-        keep = (~pad).unsqueeze(1).to(y.dtype)  # (B, 1, N)
-        n = keep.sum((1, 2), keepdim=True).clamp_min(1.0) * y.shape[1]
-        mean = (y * keep).sum((1, 2), keepdim=True) / n
-        var = (((y - mean) * keep) ** 2).sum((1, 2), keepdim=True) / n
+        mean, var, _ = masked_moments(y, (~pad).unsqueeze(1).to(y.dtype), (1, 2))
         y = (y - mean) * torch.rsqrt(var + self.bn.eps)
         return y * self.bn.weight[None, :, None] + self.bn.bias[None, :, None]

@@ -11,13 +11,10 @@ from conftest import load_bench
 ROOT = Path(__file__).resolve().parents[2]
 
 
-_bench = load_bench
-
-
 def test_attention_bench_compares_like_with_like(capsys):
     """Below and above the CPU dispatch threshold, in fp32 and bf16, ours and raw SDPA run the same kernel dtype
     and agree within that dtype's tolerance (bf16 at 256 keys used to stop with an AssertionError)."""
-    bench = _bench("attention")
+    bench = load_bench("attention")
     short, long = 64, bench.CPU_LOWP_FLASH_MIN_KEYS + 16
     bench.main(["--device", "cpu", "--sizes", str(short), str(long), "--long", "256", "--batch", "1",
                 "--min-run", "0.01", "--rounds", "1"])
@@ -30,13 +27,13 @@ def test_attention_bench_compares_like_with_like(capsys):
 
 
 def test_attention_bench_kernel_table(capsys):
-    _bench("attention").main(["--device", "cpu", "--kernels", "17", "400", "--min-run", "0.01"])
+    load_bench("attention").main(["--device", "cpu", "--kernels", "17", "400", "--min-run", "0.01"])
     assert "kernel for bf16 queries" in capsys.readouterr().out
 
 
 @pytest.mark.filterwarnings("ignore")
 def test_throughput_bench_runs_one_recipe(capsys):
-    _bench("throughput").main(["--device", "cpu", "--recipes", "vision/digits", "--steps", "1", "--warmup", "1"])
+    load_bench("throughput").main(["--device", "cpu", "--recipes", "vision/digits", "--steps", "1", "--warmup", "1"])
     out = capsys.readouterr().out
     assert "done: vision/digits" in out and "bf16 / fp32" in out
     sys.modules.pop("bench_throughput", None)
@@ -53,7 +50,7 @@ def test_gpu_check_script_parses_and_calls_flags_that_exist():
     assert len(calls) == 2
     for call in calls:
         name, *flags = shlex.split(call.replace('"$DEVICE"', "cpu"))
-        module = _bench(Path(name).stem)
+        module = load_bench(Path(name).stem)
         parsed = _parse_only(module, flags)
         assert parsed.device == "cpu"
 
@@ -80,7 +77,7 @@ def _parse_only(module, flags):
 
 
 def test_time_to_quality_runs_ours_and_the_timm_peer(capsys):
-    bench = _bench("time_to_quality")
+    bench = load_bench("time_to_quality")
     assert bench.time_to_bar([{"step": 2, "seconds": 3.0, "value": 0.96}, {"step": 1, "seconds": 1.5, "value": 0.9}],
                              0.95, True) == 3.0
     assert bench.time_to_bar([{"step": 1, "seconds": 1.0, "value": 0.2}], 0.08, False) is None
@@ -94,8 +91,8 @@ def test_time_to_quality_runs_ours_and_the_timm_peer(capsys):
 def test_speech_peer_trains_both_encoders_and_prints_ratios(capsys):
     tiny = ["data.num_utterances={train:16,val:4,test:4}", "data.batch_size=8", "model.dim=32", "model.depth=1",
             "model.num_heads=2", "model.subsample_channels=8", "trainer.max_epochs=1", "trainer.limit_train_batches=1"]
-    rc = _bench("speech_peer").main(["--seeds", "0", "--threads", "1", "--extra", *tiny])
+    rc = load_bench("speech_peer").main(["--seeds", "0", "--threads", "1", "--extra", *tiny])
     out = capsys.readouterr().out
     assert rc == 0 and "torchaudio_conformer" in out and "ours / peer" in out
     row = next(ln for ln in out.splitlines() if "ours / peer" in ln)
-    assert float(row.split("│")[2]) == 1.0  # both encoders have the same parameter count
+    assert float(row.split("│")[2]) == 1.0  # equal size: ours has only the encoder's closing norm more

@@ -14,7 +14,7 @@ OFF = dict(reverb_p=0.0, babble_p=0.0, noise_p=0.0, eq_p=0.0, bandlimit_p=0.0, s
 
 
 def _aug(**kw) -> SpeechAugment:
-    return SpeechAugment(sample_rate=SR, n_fft=400, **{**OFF, **kw})
+    return SpeechAugment(sample_rate=SR, **{**OFF, **kw})
 
 
 def _peak_hz(x: torch.Tensor) -> float:
@@ -96,7 +96,7 @@ def test_band_limit_and_equaliser_gains():
 
 def test_whole_pipeline_keeps_padding_silent_and_finite():
     torch.manual_seed(5)
-    aug = SpeechAugment(sample_rate=SR, n_fft=400, reverb_p=1, babble_p=1, noise_p=1)
+    aug = SpeechAugment(sample_rate=SR, reverb_p=1, babble_p=1, noise_p=1)
     lens = torch.tensor([SR, SR // 3, SR // 2])
     wave = torch.randn(3, SR) * (torch.arange(SR)[None] < lens[:, None])
     out, new = aug.wave(wave, lens)
@@ -107,6 +107,6 @@ def test_whole_pipeline_keeps_padding_silent_and_finite():
 
 def test_bad_settings_say_which():
     with pytest.raises(ValueError, match="reverb_p"):
-        SpeechAugment(sample_rate=SR, n_fft=400, reverb_p=1.5)
+        SpeechAugment(sample_rate=SR, reverb_p=1.5)
     with pytest.raises(ValueError, match="speeds"):
-        SpeechAugment(sample_rate=SR, n_fft=400, speeds=[0.0])
+        SpeechAugment(sample_rate=SR, speeds=[0.0])
