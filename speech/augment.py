@@ -106,7 +106,7 @@ class SpeechAugment:
         rir = torch.randn(b, n, device=dev) * torch.exp(-6.9 * t / rt60)  # 60 dB down at RT60
         # direct path 3 dB below to 6 dB above the reverberant energy
         rir[:, 0] = rir[:, 1:].norm(dim=1) * 10 ** (_uniform((b,), (-3.0, 6.0), dev) / 20)
-        size = 1 << (s + n - 1).bit_length()  # a power-of-two FFT: 2-5x faster than the exact length
+        size = 1 << (s + n - 1).bit_length()  # a power-of-two length keeps the FFT on its fast path
         wet = torch.fft.irfft(torch.fft.rfft(wave[rows], n=size) * torch.fft.rfft(rir / rir[:, :1], n=size), n=size)
         out = wave.clone()
         out[rows] = wet[:, :s] * _valid(lens[rows], s)
