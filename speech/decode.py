@@ -12,6 +12,7 @@ always means a beam search.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import defaultdict
 
@@ -107,6 +108,12 @@ def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon:
     return list(max(done, key=lambda kv: _logadd(*kv[1]))[0])
 
 
+@functools.lru_cache(maxsize=8)
+def _lexicon(words: tuple[str, ...], vocab: tuple[str, ...]) -> Lexicon:
+    """One :class:`Lexicon` per (words, vocabulary): decode runs per batch and per predict chunk."""
+    return Lexicon(list(words), list(vocab))
+
+
 def prefix_beam_search(log_probs: Tensor, lengths: Tensor, beam_size: int = 4, blank: int = 0,
                        prune: float = -10.0, lexicon: Lexicon | None = None) -> list[list[int]]:
     """CTC prefix beam search (no language model), optionally held to a :class:`Lexicon`. ``prune``:
@@ -143,7 +150,8 @@ def decode(log_probs: Tensor, lengths: Tensor, vocab: list[str], *, beam_size: i
     ``lexicon``: the only words the output may contain (built-in beam search, at least
     :data:`LEXICON_MIN_BEAM` wide)."""
     if lexicon:
-        ids = prefix_beam_search(log_probs, lengths, max(beam_size, LEXICON_MIN_BEAM), lexicon=Lexicon(lexicon, vocab))
+        ids = prefix_beam_search(log_probs, lengths, max(beam_size, LEXICON_MIN_BEAM),
+                                 lexicon=_lexicon(tuple(lexicon), tuple(vocab)))
     elif beam_size <= 1:
         ids = greedy_decode(log_probs, lengths)
     elif backend == "flashlight" or (backend == "auto" and flashlight_available() and vocab[1:2] == [" "]):
