@@ -24,6 +24,7 @@ from core.nn.blocks import TransformerDecoder, TransformerEncoder, encoder_group
 from core.nn.dropout import Dropout
 from core.nn.pe import sequence_coords
 from nlp.decode import beam_search, greedy_search
+from nlp.graphs import token_graph, translation_graphs
 from nlp.tokenizers import BOS, EOS, PAD
 
 __all__ = ["BagOfTokens", "IncrementalDecoder", "Seq2SeqTransformer", "TextClassifier", "masked_mean", "translate"]
@@ -102,6 +103,9 @@ class TextClassifier(nn.Module):
         return {"kind": "tokens", "attn": attn[keep][:, keep].numpy(),
                 "labels": [tok.piece(int(tokens[0, i])) for i in keep], "title": f"label {label}, predicted {pred}"}
 
+    def export_graphs(self) -> list:
+        return [token_graph(self, vocab_size=self.embed.num_embeddings, max_len=self.max_len)]
+
     def forward_features(self, tokens: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         """Encoded tokens ``(B, num_prefix + N, dim)``."""
         x = self.embed(tokens)  # (B, N, C)
@@ -140,6 +144,9 @@ class BagOfTokens(nn.Module):
 
     def group_matcher(self, coarse: bool = False) -> dict:
         return {"stem": r"^embed\."}
+
+    def export_graphs(self) -> list:
+        return [token_graph(self, vocab_size=self.embed.num_embeddings, max_len=self.max_len)]
 
     def forward(self, tokens: Tensor, padding_mask: Tensor | None = None) -> Tensor:
         return self.mlp(masked_mean(self.embed(tokens), padding_mask))
@@ -180,6 +187,9 @@ class Seq2SeqTransformer(nn.Module):
 
     def group_matcher(self, coarse: bool = False) -> dict:
         return encoder_group_matcher("encoder", stem=("src_embed.",))
+
+    def export_graphs(self) -> list:
+        return translation_graphs(self)
 
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
         """Source memory ``(B, S, dim)``."""

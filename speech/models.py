@@ -28,6 +28,7 @@ from core.nn.attention import MultiHeadAttention
 from core.nn.blocks import TransformerEncoder, encoder_group_matcher
 from core.nn.conformer import ConformerConv
 from speech.augment import SpeechAugment
+from speech.graphs import wave_graph
 
 __all__ = ["AudioTransformer", "CommandClassifier", "ConvSubsampling", "CTCModel", "LogMel"]
 
@@ -200,6 +201,10 @@ class CTCModel(AudioTransformer):
         self.vocab = [str(v) for v in vocab]
         self.head = nn.Linear(self.dim, len(self.vocab))
 
+    def export_graphs(self) -> list:
+        return [wave_graph(self, sample_rate=self.sample_rate, outputs=["log_probs", "frames"],
+                           note="wave (B, S), wave_lens (B,) -> CTC log-probs (B, N, V), valid frames (B,)")]
+
     def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
         """CTC log-probs ``(B, N, V)`` and valid frames ``(B,)``."""
         x, pad = self.encode(wave, wave_lens)
@@ -247,6 +252,10 @@ class CommandClassifier(AudioTransformer):
         super().__init__(**kw)
         self.num_classes = int(num_classes)
         self.head = nn.Linear(self.dim, self.num_classes)
+
+    def export_graphs(self) -> list:
+        return [wave_graph(self, sample_rate=self.sample_rate, outputs=["logits"],
+                           note="wave (B, S), wave_lens (B,) -> command logits (B, K)")]
 
     def forward(self, wave: Tensor, wave_lens: Tensor) -> Tensor:
         """Logits ``(B, num_classes)``."""

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from core.nn.attention import MultiHeadAttention, record_attention
 from core.nn.blocks import TransformerEncoder, encoder_group_matcher
 from core.nn.pe import LearnedPE, grid_coords, resample_table
+from vision.graphs import image_graph
 
 __all__ = ["PatchEmbed", "PatchLinearDecoder", "SegViT", "ViT"]
 
@@ -137,6 +138,10 @@ class ViT(nn.Module):
         return {"kind": "patches", "attn": attn.numpy(), "image": x[0].mean(0).numpy(),
                 "query_map": query.reshape(gh, gw).numpy(), "title": f"label {label}, predicted {pred}"}
 
+    def export_graphs(self) -> list:
+        return [image_graph(self, in_chans=self.patch_embed.proj.in_channels, img_size=self.img_size,
+                            output="logits", note="image (B, C, H, W) -> class logits (B, K)")]
+
     def forward_features(self, x: Tensor) -> Tensor:
         """Encoded tokens ``(B, num_prefix + N, dim)``."""
         tokens, (gh, gw) = self.patch_embed(x)
@@ -209,6 +214,10 @@ class SegViT(nn.Module):
     @property
     def patch_embed(self) -> nn.Module:
         return self.backbone.patch_embed
+
+    def export_graphs(self) -> list:
+        return [image_graph(self, in_chans=self.patch_embed.proj.in_channels, img_size=self.img_size,
+                            output="logits", note="image (B, C, H, W) -> per-pixel class logits (B, K, H, W)")]
 
     def forward(self, x: Tensor) -> Tensor:
         """Images ``(B, C, H, W)`` -> logits ``(B, num_classes, H, W)``."""

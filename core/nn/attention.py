@@ -101,6 +101,12 @@ class KVCache:
         self.v: Tensor | None = None
 
     def __len__(self) -> int:
+        return self.positions
+
+    @property
+    def positions(self) -> int:
+        """Cached positions; unlike ``len()``, which must return a Python int, it stays symbolic under
+        ``torch.export``, so an exported decoding step keeps a dynamic cache length."""
         return 0 if self.k is None else self.k.shape[-2]
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:

@@ -219,7 +219,7 @@ class TransformerDecoder(nn.Module):
     def step(self, x: Tensor, memory: Tensor, cache: list[tuple[KVCache, KVCache]], *,
              memory_padding_mask: Tensor | None = None) -> Tensor:
         """Outputs ``(B, n, C)`` for the ``n`` new positions ``x`` that follow the cached ones."""
-        start, n = len(cache[0][0]), x.shape[1]
+        start, n = cache[0][0].positions, x.shape[1]
         pos_q = sequence_coords(n, device=x.device, start=start)  # the new positions
         pos_k = sequence_coords(start + n, device=x.device)  # every position they may attend to
         x = self.pe.add(x, pos_q)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from core.train.errors import InputError
+from core.train.weights_file import is_weights_dir, load_weights_dir
 
 __all__ = ["LAYOUT", "checkpoint_config", "load_checkpoint", "migrate_checkpoint", "moved_target"]
 
@@ -77,8 +78,11 @@ def migrate_checkpoint(ckpt: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True``; a missing, truncated or foreign file gets one sentence."""
+    """Load a checkpoint with ``weights_only=True``, or a ``mas-export format=safetensors`` directory
+    (:mod:`core.train.weights_file`); a missing, truncated or foreign file gets one sentence."""
     p = Path(path)
+    if p.exists() and is_weights_dir(p):
+        return migrate_checkpoint(load_weights_dir(p))
     if not p.is_file():
         raise InputError(f"checkpoint {p} does not exist.")
     try:

@@ -13,7 +13,7 @@ from conftest import ROOT
 
 PACKAGES = ("core", "nlp", "vision", "speech")
 DOMAINS = ("nlp", "vision", "speech")
-FLOORS = {"core.nn": 0, "core.train": 1, "core.report": 2}
+FLOORS = {"core.nn": 0, "core.train": 1, "core.report": 2, "core.export": 2, "core.serve": 3}
 
 
 def _module(path: Path) -> str:
