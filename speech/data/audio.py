@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from torch import Tensor
 
 from core.train.errors import InputError
 
-__all__ = ["AUDIO_SUFFIXES", "audio_duration", "read_audio"]
+__all__ = ["AUDIO_SUFFIXES", "audio_duration", "mono_at_rate", "read_audio", "read_audio_bytes"]
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".mp3"}
 
@@ -32,14 +33,33 @@ def read_audio(path: str | Path, sample_rate: int) -> Tensor:
         data, sr = sf.read(str(p), dtype="float32", always_2d=True)  # (T, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise InputError(f"{p} is not a readable audio file (WAV, FLAC or OGG expected).") from exc
-    if data.shape[0] == 0:
-        raise InputError(f"audio file {p} contains no samples.")
+    return mono_at_rate(data, sr, sample_rate, name=f"audio file {p}")
+
+
+def read_audio_bytes(data: bytes, sample_rate: int, *, name: str = "audio bytes") -> Tensor:
+    """:func:`read_audio` for an encoded file held in memory (e.g. a dataset's ``{"bytes"}`` column)."""
+    if not data:
+        raise InputError(f"{name} is empty (0 bytes).")
+    try:
+        frames, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(f"{name} is not readable audio (WAV, FLAC or OGG expected).") from exc
+    return mono_at_rate(frames, sr, sample_rate, name=name)
+
+
+def mono_at_rate(data: np.ndarray, sr: int, sample_rate: int, *, name: str = "audio") -> Tensor:
+    """Samples ``(T,)`` or ``(T, channels)`` at rate ``sr`` as a mono float32 ``(T',)`` at ``sample_rate``."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.ndim != 2 or data.shape[0] == 0:
+        raise InputError(f"{name} contains no samples.")
     wave = data.mean(axis=1)
     if not np.isfinite(wave).all():
-        raise InputError(f"audio file {p} contains NaN or infinite samples.")
+        raise InputError(f"{name} contains NaN or infinite samples.")
     if sr != sample_rate:
-        g = math.gcd(sr, sample_rate)
-        wave = resample_poly(wave, sample_rate // g, sr // g).astype(np.float32)  # polyphase FIR
+        g = math.gcd(int(sr), sample_rate)
+        wave = resample_poly(wave, sample_rate // g, int(sr) // g).astype(np.float32)  # polyphase FIR
     return torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
 
 

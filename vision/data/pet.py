@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from core.train.data import SplitDataModule, fixed_split
 from core.train.errors import InputError
 
-__all__ = ["PetSegDataModule", "PetTrimaps"]
+__all__ = ["PetSegDataModule", "PetTrimaps", "image_and_mask"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 _TRIMAP_TO_CLASS = np.array([255, 1, 0, 2] + [255] * 252, dtype=np.int64)  # 0 and >3 are not trimap values
@@ -39,13 +39,19 @@ class PetTrimaps(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         image, trimap = self.ds[i]
-        s = (self.img_size, self.img_size)
-        x = torch.from_numpy(np.asarray(image.resize(s[::-1], Image.BILINEAR), dtype=np.float32) / 255.0)
-        y = torch.from_numpy(_TRIMAP_TO_CLASS[np.asarray(trimap.resize(s[::-1], Image.NEAREST), dtype=np.uint8)])
-        x = x.permute(2, 0, 1)  # (3, H, W)
-        if self.train and torch.rand(()) < 0.5:
-            x, y = x.flip(-1), y.flip(-1)
-        return x, y
+        return image_and_mask(image, trimap, self.img_size, lut=_TRIMAP_TO_CLASS,
+                              flip=self.train and bool(torch.rand(()) < 0.5))
+
+
+def image_and_mask(image: Image.Image, mask: Image.Image, img_size: int, *, lut: np.ndarray,
+                   flip: bool = False) -> tuple[Tensor, Tensor]:
+    """An RGB image and its mask at ``img_size``: pixels ``(3, H, W)`` in [0, 1] (bilinear) and classes
+    ``(H, W)`` int64 (nearest, so no class is blended; ``lut[v]`` is the class of mask value ``v``)."""
+    s = (img_size, img_size)
+    x = torch.from_numpy(np.asarray(image.resize(s[::-1], Image.BILINEAR), dtype=np.float32) / 255.0)
+    y = torch.from_numpy(lut[np.asarray(mask.resize(s[::-1], Image.NEAREST), dtype=np.uint8)])
+    x = x.permute(2, 0, 1)  # (3, H, W)
+    return (x.flip(-1), y.flip(-1)) if flip else (x, y)
 
 
 class PetSegDataModule(SplitDataModule):
