@@ -61,6 +61,11 @@ def _train(cfg: DictConfig) -> float | None:
 
     def go():
         _check_launch(cfg)
+        if cfg.get("hparams_search") is not None:  # an Optuna study: trials are composed and trained here
+            from core.train.search import run_search
+
+            hc = HydraConfig.get()
+            return run_search(cfg, list(hc.overrides.task), hc.job.config_name)["value"]
         record = train(cfg, _out_dir())
         metric = OmegaConf.select(cfg, "monitor.metric")
         return record.get(metric) if metric else None

@@ -176,7 +176,7 @@ def check_command_line(config_name: str, args: list[str], app: str) -> None:
     Raises:
         ConfigError: one sentence for an unknown key, a missing group option, an unreadable or ambiguous value.
     """
-    from hydra import initialize_config_module
+    from hydra import initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     split = _split_flags(args)
@@ -184,11 +184,14 @@ def check_command_line(config_name: str, args: list[str], app: str) -> None:
         return
     overrides, flags, multirun = split
     config_name = flags.get("name", config_name)
-    if flags.get("dir"):
-        overrides = [*overrides, f"hydra.searchpath=[file://{Path(flags['dir']).expanduser().resolve()}]"]
+    user_dir = Path(flags["dir"]).expanduser().resolve() if flags.get("dir") else None
+    own_primary = user_dir is not None and (user_dir / f"{config_name}.yaml").is_file()  # e.g. a search's best.yaml
+    if user_dir is not None:
+        overrides = [*overrides, "hydra.searchpath=[pkg://conf]" if own_primary else f"hydra.searchpath=[file://{user_dir}]"]
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_module(config_module="conf", version_base="1.3"):
+        with (initialize_config_dir(str(user_dir), version_base="1.3") if own_primary
+              else initialize_config_module(config_module="conf", version_base="1.3")):
             for variant in _variants(overrides, multirun):
                 try:
                     _compose(config_name, variant)
