@@ -20,7 +20,8 @@ from core.train.inputs import STDIN, each_readable, finish_inputs, input_files
 from nlp.data.modules import pad_sequences
 from nlp.tokenizers import UNK
 
-__all__ = ["TEXT_SUFFIXES", "predict_classes", "predict_translations", "read_texts"]
+__all__ = ["TEXT_SUFFIXES", "encode_texts", "predict_classes", "predict_translations", "read_texts",
+           "translation_options"]
 
 TEXT_SUFFIXES = {".txt", ".text"}
 
@@ -68,7 +69,8 @@ def read_texts(request: dict, results: list[dict] | None = None) -> tuple[list[s
     return texts, sources
 
 
-def _encode(encoder, texts: list[str], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_texts(encoder, texts: list[str], device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded ids ``(B, N)`` and padding mask of ``texts`` on ``device``; warns about pieces outside the vocabulary."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ids = encoder.encode(texts, what="inputs")
@@ -88,7 +90,7 @@ def _prepare(module, request: dict, encoder, results: list[dict]
     and mask; unreadable files are recorded in ``results``."""
     device = str(request.get("device") or "cpu")
     texts, sources = read_texts(request, results)
-    return module.model.to(device).eval(), texts, sources, _encode(encoder, texts, device)
+    return module.model.to(device).eval(), texts, sources, encode_texts(encoder, texts, device)
 
 
 def _record(source: str | None, **fields: Any) -> dict[str, Any]:
@@ -112,6 +114,14 @@ def predict_classes(*, module, datamodule, request: dict, out_dir: str) -> list[
     return results
 
 
+def translation_options(module, request: dict) -> dict[str, Any]:
+    """``translate``'s search options from a request: ``beam_size`` (1 = greedy), ``length_penalty``, and
+    ``max_len`` (default: the task's)."""
+    return {"beam_size": int(request.get("beam_size") or 1),
+            "length_penalty": float(request.get("length_penalty") or 0.0),
+            "max_len": request.get("max_len") or getattr(module, "max_len", None)}
+
+
 @torch.no_grad()
 def predict_translations(*, module, datamodule, request: dict, out_dir: str) -> list[dict[str, Any]]:
     """Print one translation per input line (beam search by default, ``beam_size=1`` greedy)."""
@@ -119,10 +129,7 @@ def predict_translations(*, module, datamodule, request: dict, out_dir: str) -> 
 
     results: list[dict[str, Any]] = []
     model, texts, sources, (src, mask) = _prepare(module, request, datamodule.src_encoder(), results)
-    beam = int(request.get("beam_size") or 1)
-    max_len = request.get("max_len") or getattr(module, "max_len", None)
-    ids = translate(model, src, mask, beam_size=beam, length_penalty=float(request.get("length_penalty") or 0.0),
-                    max_len=max_len)
+    ids = translate(model, src, mask, **translation_options(module, request))
     for text, source, row in zip(texts, sources, ids):
         out = datamodule.tokenizer.decode(row.tolist())
         print(out)

@@ -68,6 +68,12 @@ def model_input(im: Image.Image, datamodule, size: tuple[int, int]) -> torch.Ten
     return datamodule.normalize(frame(im) if frame else to_tensor(im, size))
 
 
+def mask_input(im: Image.Image, datamodule, size: tuple[int, int]) -> torch.Tensor:
+    """``(C, H, W)`` segmentation input: the picture resized to ``size`` and normalised (no framing, so the
+    predicted mask maps back onto the picture pixel for pixel)."""
+    return datamodule.normalize(to_tensor(im, size))
+
+
 @torch.no_grad()
 def predict_images(*, module, datamodule, request: dict, out_dir: str) -> list[dict]:
     """Print the top-k classes with probabilities for each image; returns them too."""
@@ -106,7 +112,7 @@ def predict_masks(*, module, datamodule, request: dict, out_dir: str) -> list[di
     dest = Path(request.get("out_dir") or out_dir)
     results: list[dict] = []
     for path, im in each_readable(image_paths(request.get("input")), lambda f: read_image(f, channels), results):
-        x = datamodule.normalize(to_tensor(im, model.img_size))[None]
+        x = mask_input(im, datamodule, model.img_size)[None]
         pred = model(x).argmax(1, keepdim=True).float()  # (1, 1, h, w)
         full = F.interpolate(pred, size=(im.height, im.width), mode="nearest")[0, 0].long()
         mask = save_mask(full, dest / f"{path.stem}_mask.png", num_classes=len(classes))

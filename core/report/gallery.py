@@ -25,7 +25,7 @@ from rich.console import Console  # noqa: E402
 
 from core.train.protocols import ShowsAttention  # noqa: E402
 
-__all__ = ["attention_gallery", "domain_examples"]
+__all__ = ["attention_gallery", "domain_examples", "draw_example"]
 
 PREFERENCE = [("sdpa", "sinusoidal"), ("sdpa", "rope"), ("sdpa", "learned")]
 
@@ -68,7 +68,8 @@ def domain_examples(rows: list[dict], console: Console) -> list[dict[str, Any]]:
 SOURCE = "last encoder layer, mean over heads"
 
 
-def _draw(ax_top, ax, ex: dict) -> None:
+def draw_example(ax_top, ax, ex: dict) -> None:
+    """Draw one example: its input on ``ax_top``, its map with a labelled colour scale on ``ax`` (also mas-demo's)."""
     attn = np.asarray(ex["attn"], dtype=np.float32)
     kind = ex["kind"]
     source = ex.get("source", SOURCE)
@@ -112,7 +113,7 @@ def attention_gallery(rows: list[dict], path: Path, *, console: Console) -> bool
     fig, axes = plt.subplots(2, len(examples), figsize=(4.6 * len(examples), 6.4), squeeze=False,
                              gridspec_kw={"height_ratios": [1, 2.4]})
     for j, ex in enumerate(examples):
-        _draw(axes[0, j], axes[1, j], ex)
+        draw_example(axes[0, j], axes[1, j], ex)
         axes[0, j].set_title(ex["title"], fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -81,7 +81,7 @@ def test_no_module_level_import_cycles():
 
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_domain_vocabulary(domain):
-    """Same file names for the same roles: models, tasks, data, predict, plots."""
+    """Same file names for the same roles: models, tasks, data, predict, plots, export graphs, demo."""
     d = ROOT / domain
-    for role in ("models.py", "tasks.py", "predict.py", "plots.py", "data/__init__.py"):
+    for role in ("models.py", "tasks.py", "predict.py", "plots.py", "graphs.py", "demo.py", "data/__init__.py"):
         assert (d / role).is_file(), f"{domain}/{role}"

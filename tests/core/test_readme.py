@@ -12,7 +12,8 @@ from core.train.overrides import check_command_line, split_free_text
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-APPS = {"mas-train": "train", "mas-eval": "eval", "mas-predict": "predict", "mas-compare": "compare"}
+APPS = {"mas-train": "train", "mas-eval": "eval", "mas-predict": "predict", "mas-compare": "compare",
+        "mas-export": "export", "mas-demo": "demo"}
 
 
 def _bash_lines() -> list[str]:
