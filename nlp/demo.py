@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from core.serve.maps import attention_layers, head_map, layers_and_heads
+from core.serve.maps import LayerDemo, attention_layers, head_map
 from nlp.plots import pieces
 from nlp.predict import encode_texts, translation_options
 from nlp.tokenizers import BOS, EOS, PAD, SPECIALS
@@ -24,21 +24,16 @@ def _device(model) -> str:
     return str(next(model.parameters()).device)
 
 
-class TextClasses:
+class TextClasses(LayerDemo):
     """A text classifier's demo: top-k labels; the map is encoder self-attention over the tokens."""
 
     input_kind = "text"
     outputs = {"top": "label"}
+    shown = {"top": "top"}
 
     def __init__(self, *, module: Any, datamodule: Any) -> None:
         self.model, self.datamodule = module.model, datamodule
         self.layers = attention_layers(getattr(self.model, "encoder", None))  # the bag-of-tokens baseline has none
-
-    def attention_shape(self) -> tuple[int, int]:
-        return layers_and_heads(self.layers)
-
-    def show(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {"top": record["top"]}
 
     @torch.no_grad()
     def attention(self, request: dict[str, Any], *, layer: int, head: int) -> dict[str, Any]:
@@ -49,21 +44,16 @@ class TextClasses:
         return {"kind": "tokens", "attn": attn.numpy(), "labels": labels, "source": "encoder self-attention"}
 
 
-class Translations:
+class Translations(LayerDemo):
     """A translator's demo: the translation; the map is one decoder layer's cross-attention (output x source)."""
 
     input_kind = "text"
     outputs = {"text": "translation"}
+    shown = {"text": "translation"}
 
     def __init__(self, *, module: Any, datamodule: Any) -> None:
         self.module, self.model, self.datamodule = module, module.model, datamodule
         self.layers = [m for blk in self.model.decoder.blocks for m in attention_layers(blk.cross_attn)]
-
-    def attention_shape(self) -> tuple[int, int]:
-        return layers_and_heads(self.layers)
-
-    def show(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {"text": record["translation"]}
 
     @torch.no_grad()
     def attention(self, request: dict[str, Any], *, layer: int, head: int) -> dict[str, Any]:

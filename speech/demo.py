@@ -14,28 +14,23 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.serve.maps import attention_layers, head_map, layers_and_heads
+from core.serve.maps import LayerDemo, attention_layers, head_map
 from speech.data.audio import read_audio
 from speech.predict import SILENCE_PEAK, trim_and_level
 
 __all__ = ["DEMOS", "Commands", "Transcripts"]
 
 
-class Transcripts:
+class Transcripts(LayerDemo):
     """A recogniser's demo: the transcript; the map is encoder self-attention over frames."""
 
     input_kind = "audio"
     outputs = {"text": "transcript"}
+    shown = {"text": "text"}
 
     def __init__(self, *, module: Any, datamodule: Any) -> None:
         self.model, self.datamodule = module.model, datamodule
         self.layers = attention_layers(getattr(self.model, "encoder", None))  # torchaudio's Conformer has none
-
-    def attention_shape(self) -> tuple[int, int]:
-        return layers_and_heads(self.layers)
-
-    def show(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {"text": record["text"]}
 
     def model_wave(self, wave: Tensor, request: dict[str, Any]) -> Tensor:
         """The voiced part, levelled, at most one predictor chunk long."""
@@ -63,9 +58,7 @@ class Commands(Transcripts):
     """A spoken-command classifier's demo: top-k commands of one clip."""
 
     outputs = {"top": "command"}
-
-    def show(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {"top": record["top"]}
+    shown = {"top": "top"}
 
     def model_wave(self, wave: Tensor, request: dict[str, Any]) -> Tensor:
         """The clip as ``classify_files`` fits it: voiced part, levelled, loudest window of the training length."""

@@ -12,30 +12,25 @@ from typing import Any
 
 import torch
 
-from core.serve.maps import attention_layers, head_map, layers_and_heads
+from core.serve.maps import LayerDemo, attention_layers, head_map
 from vision.predict import mask_input, model_input, read_image
 
 __all__ = ["DEMOS", "ImageClasses", "ImageMasks"]
 
 
-class ImageClasses:
+class ImageClasses(LayerDemo):
     """A classifier's demo: top-k classes of one picture; the map is the class query (or the mean query)
     over the patch grid."""
 
     input_kind = "image"
     outputs = {"top": "class"}
+    shown = {"top": "top"}
     prepare = staticmethod(model_input)  # the classifier's framing of a picture (mas-predict's)
 
     def __init__(self, *, module: Any, datamodule: Any) -> None:
         self.model, self.datamodule = module.model, datamodule
         self.backbone = getattr(self.model, "backbone", self.model)  # a segmenter keeps its ViT there
         self.layers = attention_layers(getattr(self.backbone, "encoder", None))
-
-    def attention_shape(self) -> tuple[int, int]:
-        return layers_and_heads(self.layers)
-
-    def show(self, record: dict[str, Any]) -> dict[str, Any]:
-        return {"top": record["top"]}
 
     @torch.no_grad()
     def attention(self, request: dict[str, Any], *, layer: int, head: int) -> dict[str, Any]:

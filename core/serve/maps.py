@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from core.nn.attention import AttentionBase, record_attention
 
-__all__ = ["attention_layers", "head_map", "layers_and_heads"]
+__all__ = ["LayerDemo", "attention_layers", "head_map", "layers_and_heads"]
 
 
 def attention_layers(root: nn.Module | None) -> list[AttentionBase]:
@@ -33,3 +33,17 @@ def head_map(layers: list[AttentionBase], layer: int, head: int, forward: Callab
         forward()
     attn = next(iter(mods.values())).last_attn  # (B, H, Nq, Nk)
     return attn[0, head].float().cpu()
+
+
+class LayerDemo:
+    """What every domain demo shares: ``layers``, the attention modules the page's layer and head pickers
+    choose from, and ``shown``, the predictor record's field that each output displays."""
+
+    layers: list[AttentionBase]
+    shown: dict[str, str] = {}
+
+    def attention_shape(self) -> tuple[int, int]:
+        return layers_and_heads(self.layers)
+
+    def show(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {out: record[key] for out, key in self.shown.items()}
