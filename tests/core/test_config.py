@@ -63,7 +63,7 @@ def test_cli_bad_config_exits_2_with_one_sentence(tmp_path):
 
 @pytest.mark.parametrize("app,args,sentence", [
     ("mas-train", ["pe=rope2"], "error: pe=rope2: there is no such pe config; did you mean rope or rope_2d? choose one "
-                                "of alibi, learned, none, rope, rope_2d, sinusoidal, sinusoidal_2d."),
+                                "of alibi, learned, none, rope, rope_2d, rope_mixed, sinusoidal, sinusoidal_2d."),
     ("mas-train", ["attention=flash9"], "error: attention=flash9: there is no such attention config; choose one of "
                                         "additive, linear, sdpa."),
     ("mas-train", ["model.dimm=3"], "error: model.dimm is not a key of mas-train's config; did you mean model.dim"),
