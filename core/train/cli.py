@@ -87,6 +87,8 @@ def _eval(cfg: DictConfig) -> None:
             if not sep:
                 raise ConfigError(f"override entries are key=value assignments, not '{item}'.")
             overrides[key.strip()] = yaml.safe_load(value)
+        if cfg.get("size_ratio") is not None:  # shorthand for the test split at another input size
+            overrides["data.size_ratio"] = float(cfg.size_ratio)
         record = evaluate(cfg.ckpt_path, _out_dir(), overrides=overrides, trainer_cfg=cfg.trainer)
         for k, v in record.items():
             if k.startswith("test/"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-__all__ = ["SplitDataModule", "cached_tensors", "fixed_split", "main_test_loader"]
+__all__ = ["SplitDataModule", "cached_tensors", "fixed_split", "lengths_at_ratio", "main_test_loader"]
 
 
 def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
@@ -30,6 +31,15 @@ def fixed_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     if holdout_seed:
         rest = np.random.RandomState(holdout_seed).permutation(rest)
     return {"train": rest[:n_train], "val": rest[n_train:], "test": perm[n_train + n_val:]}
+
+
+def lengths_at_ratio(lengths: tuple[int, int], ratio: float) -> tuple[int, int]:
+    """Inclusive lengths of a test set at ``ratio`` times the training lengths ``(shortest, longest)``:
+    ``((ratio - 1/2) L, ratio L]`` with ``L`` the longest, never below the shortest. The
+    length-extrapolation test sets of every domain use this rule for ``ratio > 1`` (at ``ratio = 1``
+    they are the recipe's own test split)."""
+    lo, top = int(lengths[0]), int(lengths[1])
+    return max(lo, math.floor((ratio - 0.5) * top) + 1), max(lo, math.floor(ratio * top))
 
 
 def cached_tensors(path: str | Path, build: Callable[[], dict], *, version: int = 1) -> dict:

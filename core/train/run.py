@@ -259,6 +259,8 @@ def restore(ckpt_path: str, stage: str, overrides: dict[str, Any] | None = None,
     """
     ckpt = load_checkpoint(ckpt_path)
     cfg = OmegaConf.create(checkpoint_config(ckpt, ckpt_path))
+    if "data.size_ratio" in (overrides or {}):
+        _check_sizes(cfg, ckpt_path)
     for key, value in (overrides or {}).items():
         OmegaConf.update(cfg, key, value, merge=True)
     old = ckpt.get("mas_migrated_from")
@@ -273,6 +275,22 @@ def restore(ckpt_path: str, stage: str, overrides: dict[str, Any] | None = None,
             raise
         raise ConfigError(f"checkpoint {ckpt_path} does not match the model its config describes.") from exc
     return cfg, dm, module
+
+
+def _check_sizes(cfg: DictConfig, ckpt_path: str) -> None:
+    """A test split at another input size needs a datamodule that can build one (``size_ratio``)."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    target = str(OmegaConf.select(cfg, "data._target_", default=""))
+    try:
+        takes = "size_ratio" in inspect.signature(get_class(target).__init__).parameters
+    except Exception:  # noqa: BLE001 - an unimportable target is reported by build() in its own words
+        return
+    if not takes:
+        raise ConfigError(f"size_ratio: the data of {ckpt_path} ({target.rsplit('.', 1)[-1]}) has no test split at "
+                          "other sizes; the embedded digit_order, digit canvases, digits and spoken digits sets do.")
 
 
 def load_for_predict(ckpt_path: str) -> tuple[DictConfig, L.LightningDataModule, BaseTask]:

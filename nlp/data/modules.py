@@ -162,6 +162,8 @@ class TextClassificationDataModule(_TextDataModule):
             per pair kind (``close`` as ``test/acc_close_pairs``).
     """
 
+    EMBEDDED = "numbers_compare"  # the embedded corpus a subclass replaces
+
     def __init__(self, *, cache_dir: str, corpus: str | None = "numbers_compare", path: str | None = None,
                  format: str = "auto", tokenizer: str = "char", spm_model: str | None = None,
                  vocab_size: int = 8000, save_dir: str | None = None, max_len: int = 128,
@@ -172,8 +174,8 @@ class TextClassificationDataModule(_TextDataModule):
         super().__init__(cache_dir=cache_dir, batch_size=batch_size, num_workers=num_workers, tokenizer=tokenizer,
                          spm_model=spm_model, vocab_size=vocab_size, save_dir=save_dir, normalize=normalize,
                          test_variants=test_variants)
-        if corpus not in (None, "numbers_compare"):
-            raise InputError(f"data.corpus must be 'numbers_compare' or null (then data.path), not '{corpus}'.")
+        if corpus not in (None, self.EMBEDDED):
+            raise InputError(f"data.corpus must be '{self.EMBEDDED}' or null (then data.path), not '{corpus}'.")
         if corpus is None and not path:
             raise InputError("data.path must name a labelled CSV/JSONL file or directory when data.corpus is null.")
         self.corpus, self.path, self.format, self.max_len = corpus, path, format, max_len

@@ -15,13 +15,14 @@ Reproducibility: every random choice comes from ``numpy`` generators seeded by
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.train.data import cached_tensors
+from core.train.data import cached_tensors, lengths_at_ratio
+from core.train.errors import InputError
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
 from speech.data.espeak import Utterance
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
@@ -123,11 +124,15 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
         build_workers: parallel synthesis processes (the result does not depend on it).
+        size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
+            ``((r - 1/2) 7, r 7]`` (:func:`core.train.data.lengths_at_ratio`), the same held-out voices,
+            built once and cached beside the set; 1 is the recipe's own test split.
         batch_size, max_batch_seconds, num_workers, sample_rate, seed: loaders and rate.
     """
 
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
-                 variants: dict[str, list[str]] | None = None, build_workers: int = 2, **kw) -> None:
+                 variants: dict[str, list[str]] | None = None, build_workers: int = 2, size_ratio: float = 1.0,
+                 **kw) -> None:
         super().__init__(**kw)
         spec_kw = {"sample_rate": self.sample_rate}
         if num_utterances is not None:
@@ -135,19 +140,36 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         if variants is not None:
             spec_kw["variants"] = {s: [str(v) for v in variants.get(s, [])] for s in SPLITS}
         self.spec = DigitsSpec(**spec_kw)
-        self.path = Path(cache_dir).expanduser() / "speech" / f"spoken_digits-{self.spec.key()}.pt"
+        root = Path(cache_dir).expanduser() / "speech"
+        self.path = root / f"spoken_digits-{self.spec.key()}.pt"
         self.build_workers = build_workers
+        if not size_ratio > 0:
+            raise InputError(f"data.size_ratio={size_ratio} must be positive.")
+        self.size_ratio = float(size_ratio)
+        self.test_spec = None  # the test split at another length: same voices and rule, more digits
+        if self.size_ratio != 1.0:
+            lo, hi = lengths_at_ratio((self.spec.min_digits, self.spec.max_digits), self.size_ratio)
+            self.test_spec = replace(self.spec, num_utterances={"test": self.spec.num_utterances.get("test", 0)},
+                                     min_digits=lo, max_digits=hi)
+            self.test_path = root / f"spoken_digits-{self.test_spec.key()}.pt"
 
     def _data(self) -> dict:
         return cached_tensors(self.path, lambda: build_spoken_digits(self.spec, num_workers=self.build_workers))
 
+    def _test_data(self) -> dict:
+        return cached_tensors(self.test_path, lambda: build_spoken_digits(self.test_spec,
+                                                                          num_workers=self.build_workers))
+
     def prepare_data(self) -> None:
         self._data()
+        if self.test_spec is not None:
+            self._test_data()
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" or self.datasets:
             return
-        data = self._data()
-        split = data["split"].numpy()
-        self.datasets = {s: WaveDataset(data["audio"], data["offsets"], np.flatnonzero(split == k), data["text"],
-                                        self.tokenizer) for k, s in enumerate(SPLITS)}
+        sources = [self._data()] + ([self._test_data()] if self.test_spec is not None else [])
+        for k, s in enumerate(SPLITS):
+            data = sources[-1] if s == "test" else sources[0]
+            ix = np.flatnonzero(data["split"].numpy() == k)
+            self.datasets[s] = WaveDataset(data["audio"], data["offsets"], ix, data["text"], self.tokenizer)

@@ -18,11 +18,13 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from core.train.data import SplitDataModule, cached_tensors, fixed_split
+from core.train.errors import InputError
 from vision.data.digits import load_digits_tensors
 
 __all__ = ["DigitCanvasDataModule", "make_canvases"]
 
 SEG_DIGIT_CLASSES = ["background"] + [str(i) for i in range(10)]
+SPLIT_ORDER = ("train", "val", "test")
 
 
 def make_canvases(digits: Tensor, labels: Tensor, *, n: int, canvas: int = 32, max_digits: int = 4,
@@ -61,7 +63,8 @@ def make_canvases(digits: Tensor, labels: Tensor, *, n: int, canvas: int = 32, m
     return {"x": xs, "y": ys}
 
 
-def _build_canvases(sizes: dict[str, int], canvas: int, max_digits: int) -> dict[str, Tensor]:
+def _build_canvases(sizes: dict[str, int], canvas: int, max_digits: int,
+                    seeds: dict[str, int] | None = None) -> dict[str, Tensor]:
     from rich.progress import Progress
 
     d = load_digits_tensors()
@@ -69,9 +72,10 @@ def _build_canvases(sizes: dict[str, int], canvas: int, max_digits: int) -> dict
     out: dict[str, Tensor] = {}
     with Progress(transient=True) as prog:
         task = prog.add_task("building digit canvases", total=sum(sizes.values()))
-        for k, (split, n) in enumerate(sizes.items()):
+        for split, n in sizes.items():
             sub = idx[split]
-            data = make_canvases(d["x"][sub], d["y"][sub], n=n, canvas=canvas, max_digits=max_digits, seed=100 + k,
+            seed = (seeds or {}).get(split, 100 + list(SPLIT_ORDER).index(split))
+            data = make_canvases(d["x"][sub], d["y"][sub], n=n, canvas=canvas, max_digits=max_digits, seed=seed,
                                  progress=lambda a: prog.advance(task, a))
             out[f"{split}_x"], out[f"{split}_y"] = data["x"], data["y"]
     return out
@@ -86,13 +90,19 @@ class DigitCanvasDataModule(SplitDataModule):
     in_chans = 1
 
     def __init__(self, *, cache_dir: str, batch_size: int = 32, num_workers: int = 0, canvas: int = 32,
-                 max_digits: int = 4, num_train: int = 4000, num_val: int = 500, num_test: int = 500) -> None:
+                 max_digits: int = 4, num_train: int = 4000, num_val: int = 500, num_test: int = 500,
+                 size_ratio: float = 1.0) -> None:
         super().__init__()
         self.cache_dir = Path(cache_dir).expanduser()
         self.batch_size, self.num_workers = batch_size, num_workers
         self.canvas, self.max_digits = canvas, max_digits
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        side = canvas * float(size_ratio)
+        if not (size_ratio > 0 and side == round(side)):
+            raise InputError(f"data.size_ratio={size_ratio} must make the {canvas}-pixel canvas a whole number "
+                             f"of pixels.")
+        self.size_ratio, self.test_canvas = float(size_ratio), int(side)
 
     @property
     def img_size(self) -> int:
@@ -105,13 +115,24 @@ class DigitCanvasDataModule(SplitDataModule):
     def _data(self) -> dict:
         return cached_tensors(self._path(), lambda: _build_canvases(self.sizes, self.canvas, self.max_digits))
 
+    def _test_data(self) -> dict:
+        """The test split at ``size_ratio``: canvases ``r`` times wider and taller holding up to ``r**2`` times
+        as many digits at the same digit scale (more tokens, same objects), drawn from the same test digits."""
+        digits = round(self.max_digits * self.size_ratio**2)
+        path = self.cache_dir / "vision" / f"digit_canvases_v2_test_{self.test_canvas}_{digits}_{self.sizes['test']}.pt"
+        return cached_tensors(path, lambda: _build_canvases({"test": self.sizes["test"]}, self.test_canvas, digits))
+
     def prepare_data(self) -> None:
         self._data()
+        if self.size_ratio != 1.0:
+            self._test_data()
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" or self.splits:
             return
         data = self._data()
+        if self.size_ratio != 1.0:
+            data = {**data, **self._test_data()}
         self.splits = {s: (self.normalize(data[f"{s}_x"]), data[f"{s}_y"]) for s in self.sizes}
 
     def normalize(self, x: Tensor) -> Tensor:

@@ -91,14 +91,22 @@ class DigitAugment(Dataset):
 
 class DigitsDataModule(SplitDataModule):
     """70/10/20 train/val/test split: the test split is fixed (split seed 0); with ``split_seed`` the
-    train/val split is redrawn per run seed (repeated hold-out: 1,797 images are few), 0 keeping the base one."""
+    train/val split is redrawn per run seed (repeated hold-out: 1,797 images are few), 0 keeping the base one.
+
+    ``size_ratio = r`` resamples the test images (bilinear) to ``8r x 8r`` pixels: the same image at a
+    higher resolution, so a ViT sees more patches (the resolution protocol of RoPE-ViT).
+    """
 
     classes = DIGIT_CLASSES
     mean, std = 0.3, 0.4
 
     def __init__(self, cache_dir: str, batch_size: int = 64, num_workers: int = 0,
-                 augment: str | bool = "affine", split_seed: int | None = None) -> None:
+                 augment: str | bool = "affine", split_seed: int | None = None, size_ratio: float = 1.0) -> None:
         super().__init__()
+        side = 8 * float(size_ratio)
+        if not (size_ratio > 0 and side == round(side)):
+            raise InputError(f"data.size_ratio={size_ratio} must make the 8-pixel images a whole number of pixels.")
+        self.test_side = int(side)
         self.split_seed = split_seed
         self.split_varies_with_seed = split_seed is not None
         if augment is True:
@@ -120,6 +128,10 @@ class DigitsDataModule(SplitDataModule):
         x = (data["x"] - self.mean) / self.std
         idx = fixed_split(len(x), fractions=(0.7, 0.1, 0.2), seed=0, holdout_seed=self.split_seed)
         self.splits = {k: (x[i], data["y"][i]) for k, i in idx.items()}
+        if self.test_side != x.shape[-1]:
+            tx, ty = self.splits["test"]
+            self.splits["test"] = (F.interpolate(tx, size=(self.test_side,) * 2, mode="bilinear",
+                                                 align_corners=False), ty)
 
     def normalize(self, x: Tensor) -> Tensor:
         """Map pixels in [0, 1] to the model's input scale (used by mas-predict)."""
