@@ -100,12 +100,31 @@ def _cell_overrides(c: Cell, task_overrides: dict[str, list[str]], extra: list[s
             *task_overrides.get(c.task, []), "callbacks.progress_bar=null", *extra]
 
 
+def _size_evals(cfg: DictConfig, cells: list[Cell], root: Path) -> dict[Cell, list]:
+    """Each cell's evaluations at other input sizes when the preset lists ``sizes`` (else none)."""
+    sizes = [float(r) for r in (cfg.preset.get("sizes") or [])]
+    if not sizes:
+        return {}
+    if cfg.launcher != "pool":
+        raise ConfigError(f"preset={cfg.preset.name} evaluates other input sizes after training, which only "
+                          f"launcher=pool does; drop launcher={cfg.launcher}.")
+    from omegaconf import OmegaConf
+
+    from core.report.extrapolation import size_evals
+
+    variants = OmegaConf.to_container(cfg.preset.get("eval_variants") or {}, resolve=True)
+    per_task = OmegaConf.to_container(cfg.preset.get("eval_overrides") or {}, resolve=True)
+    return {c: size_evals(c.task, c.slug, c.pe, sizes, variants, root, per_task.get(c.task)) for c in cells}
+
+
 def run_grid(cfg: DictConfig, root: Path, console: Console) -> float:
     """Train the preset's missing cells; returns the wall-clock seconds this took."""
     preset = cfg.preset
     task_overrides = {t: list(v or []) for t, v in preset.tasks.items()}
     cells = expand_grid(task_overrides, preset.attention, preset.pe, preset.seeds)
-    todo = pending(cells, root)
+    evals = _size_evals(cfg, cells, root)
+    todo = [c for c in cells if c in pending(cells, root) or any(not (Path(e[3]) / "metrics.json").is_file()
+                                                               for e in evals.get(c, []))]
     how = (f"{cfg.workers} workers x {cfg.threads_per_worker} thread(s)" if cfg.launcher == "pool"
            else f"launcher {cfg.launcher}")
     console.print(f"[bold]mas-compare[/] preset={preset.name}: {len(cells)} runs, {len(cells) - len(todo)} already "
@@ -124,7 +143,7 @@ def run_grid(cfg: DictConfig, root: Path, console: Console) -> float:
                 progress.console.print(f"{'[green]done[/]' if ok else '[red]failed[/]'} {label}: {line}")
 
             jobs = [(f"{c.task} {c.slug}", _cell_overrides(c, task_overrides, list(cfg.extra_overrides)),
-                     c.run_dir(root), logs / f"{c.task.replace('/', '-')}-{c.slug}.log") for c in todo]
+                     c.run_dir(root), logs / f"{c.task.replace('/', '-')}-{c.slug}.log", evals.get(c)) for c in todo]
             train_cells(jobs, int(cfg.workers), int(cfg.threads_per_worker), done)
             return time.perf_counter() - t0
         for group, cmd in launch_commands(todo, root, task_overrides, cfg.launcher, list(cfg.extra_overrides)):
@@ -165,6 +184,13 @@ def _compare(cfg: DictConfig) -> None:
             notes = [f"Training of this grid's missing runs took {seconds / 60:.1f} min wall-clock ({how}, "
                      f"preset {cfg.preset.name})."]
         report = build_report(sources, root, console=console, gallery=bool(cfg.gallery), notes=notes)
+        from core.report.extrapolation import write_extrapolation
+
+        for grid_root in {s.parent if s.name == "runs" else s for s in sources}:
+            section = write_extrapolation(grid_root, root)
+            if section:
+                report.write_text(report.read_text() + "\n" + section)
+                break
         print(report.resolve())
 
     guarded(go)

@@ -34,8 +34,10 @@ def _init_worker(threads: int) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def train_cell(overrides: list[str], run_dir: str, log: str) -> tuple[bool, str]:
-    """Compose ``train`` with ``overrides`` and train it into ``run_dir``; returns ``(ok, one line)``.
+def train_cell(overrides: list[str], run_dir: str, log: str, evals: list | None = None) -> tuple[bool, str]:
+    """Compose ``train`` with ``overrides`` and train it into ``run_dir`` (unless it holds a finished run),
+    then run the size evaluations ``evals`` still missing (:mod:`core.report.extrapolation`); returns
+    ``(ok, one line)``.
 
     The process's stdout/stderr (file descriptors, so Lightning's and torch's own writes too) go to
     ``log`` while the run lasts.
@@ -55,16 +57,27 @@ def train_cell(overrides: list[str], run_dir: str, log: str) -> tuple[bool, str]
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
         try:
-            GlobalHydra.instance().clear()
-            with initialize_config_module(config_module="conf", version_base="1.3"):
-                cfg = compose("train", overrides=[*overrides, f"hydra.run.dir={out}",
-                                                  f"hydra.runtime.output_dir={out}"], return_hydra_config=True)
-            HydraConfig.instance().set_config(cfg)
-            OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), out / ".hydra" / "config.yaml")
-            (out / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-            record = train(cfg, out)
+            if (out / "metrics.json").is_file():
+                import json
+
+                record = json.loads((out / "metrics.json").read_text())
+            else:
+                GlobalHydra.instance().clear()
+                with initialize_config_module(config_module="conf", version_base="1.3"):
+                    cfg = compose("train", overrides=[*overrides, f"hydra.run.dir={out}",
+                                                      f"hydra.runtime.output_dir={out}"], return_hydra_config=True)
+                HydraConfig.instance().set_config(cfg)
+                OmegaConf.save(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                               out / ".hydra" / "config.yaml")
+                (out / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+                record = train(cfg, out)
             metric = str(record.get("monitor", "")).replace("val/", "test/", 1)
-            return True, f"{metric} {record.get(metric, float('nan')):.4f} in {record['train_seconds']:.0f} s"
+            line = f"{metric} {record.get(metric, float('nan')):.4f} in {record['train_seconds']:.0f} s"
+            if evals:
+                from core.report.extrapolation import evaluate_sizes
+
+                line += f", {evaluate_sizes(out, evals)} size evaluations"
+            return True, line
         except BaseException as exc:  # noqa: BLE001 - one cell's failure must not end the grid
             import traceback
 
@@ -77,16 +90,15 @@ def train_cell(overrides: list[str], run_dir: str, log: str) -> tuple[bool, str]
                 os.close(fd)
 
 
-def train_cells(jobs: list[tuple[str, list[str], Path, Path]], workers: int, threads: int,
-                on_done: Callable[[str, bool, str], None]) -> float:
-    """Train ``(label, overrides, run_dir, log)`` jobs on ``workers`` processes; ``on_done(label, ok, line)``
-    is called as each finishes. Returns the wall-clock seconds of the whole pool."""
+def train_cells(jobs: list[tuple], workers: int, threads: int, on_done: Callable[[str, bool, str], None]) -> float:
+    """Train ``(label, overrides, run_dir, log[, evals])`` jobs on ``workers`` processes; ``on_done(label, ok,
+    line)`` is called as each finishes. Returns the wall-clock seconds of the whole pool."""
     t0 = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited torch thread pools
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                              initargs=(threads,)) as pool:
-        futures = {pool.submit(train_cell, [*overrides, f"threads={threads}"], str(run_dir), str(log)): label
-                   for label, overrides, run_dir, log in jobs}
+        futures = {pool.submit(train_cell, [*job[1], f"threads={threads}"], str(job[2]), str(job[3]),
+                               job[4] if len(job) > 4 else None): job[0] for job in jobs}
         for future in as_completed(futures):
             try:
                 ok, line = future.result()
