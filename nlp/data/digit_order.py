@@ -72,7 +72,7 @@ class DigitOrderDataModule(TextClassificationDataModule):
 
     EMBEDDED = "digit_order"
 
-    def __init__(self, *, cache_dir: str, train_lengths: Sequence[int] = (4, 16), size_ratio: float = 1.0,
+    def __init__(self, *, cache_dir: str, train_lengths: Sequence[int] = (4, 8), size_ratio: float = 1.0,
                  sizes: dict[str, int] | None = None, batch_size: int = 64, num_workers: int = 0) -> None:
         lo, hi = (int(v) for v in train_lengths)
         if not 2 <= lo <= hi:

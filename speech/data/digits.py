@@ -15,6 +15,7 @@ Reproducibility: every random choice comes from ``numpy`` generators seeded by
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -126,7 +127,9 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         build_workers: parallel synthesis processes (the result does not depend on it).
         size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
             ``((r - 1/2) 7, r 7]`` (:func:`core.train.data.lengths_at_ratio`), the same held-out voices,
-            built once and cached beside the set; 1 is the recipe's own test split.
+            built once and cached beside the set; 1 is the recipe's own test split. The longer set holds
+            ``ceil(n / r)`` utterances for a test split of ``n``: fewer, longer ones, about as many spoken
+            digits as the test split, so every size costs about one test pass and weighs as many words.
         batch_size, max_batch_seconds, num_workers, sample_rate, seed: loaders and rate.
     """
 
@@ -149,8 +152,8 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         self.test_spec = None  # the test split at another length: same voices and rule, more digits
         if self.size_ratio != 1.0:
             lo, hi = lengths_at_ratio((self.spec.min_digits, self.spec.max_digits), self.size_ratio)
-            self.test_spec = replace(self.spec, num_utterances={"test": self.spec.num_utterances.get("test", 0)},
-                                     min_digits=lo, max_digits=hi)
+            count = math.ceil(self.spec.num_utterances.get("test", 0) / self.size_ratio)
+            self.test_spec = replace(self.spec, num_utterances={"test": count}, min_digits=lo, max_digits=hi)
             self.test_path = root / f"spoken_digits-{self.test_spec.key()}.pt"
 
     def _data(self) -> dict:

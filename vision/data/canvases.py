@@ -10,6 +10,8 @@ handwriting never seen in training. Canvases are built once (seeded) and cached.
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import torch
@@ -117,10 +119,13 @@ class DigitCanvasDataModule(SplitDataModule):
 
     def _test_data(self) -> dict:
         """The test split at ``size_ratio``: canvases ``r`` times wider and taller holding up to ``r**2`` times
-        as many digits at the same digit scale (more tokens, same objects), drawn from the same test digits."""
+        as many digits at the same digit scale (more tokens, same objects), drawn from the same test digits;
+        ``ceil(n / r**2)`` of them for a test split of ``n``, so about as many pixels and digits as the test split
+        (every size costs about one test pass)."""
         digits = round(self.max_digits * self.size_ratio**2)
-        path = self.cache_dir / "vision" / f"digit_canvases_v2_test_{self.test_canvas}_{digits}_{self.sizes['test']}.pt"
-        return cached_tensors(path, lambda: _build_canvases({"test": self.sizes["test"]}, self.test_canvas, digits))
+        count = math.ceil(self.sizes["test"] / self.size_ratio**2)
+        path = self.cache_dir / "vision" / f"digit_canvases_v2_test_{self.test_canvas}_{digits}_{count}.pt"
+        return cached_tensors(path, lambda: _build_canvases({"test": count}, self.test_canvas, digits))
 
     def prepare_data(self) -> None:
         self._data()
