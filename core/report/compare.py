@@ -95,9 +95,26 @@ def launch_commands(cells: list[Cell], root: Path, task_overrides: dict[str, lis
     return commands
 
 
-def _cell_overrides(c: Cell, task_overrides: dict[str, list[str]], extra: list[str]) -> list[str]:
+def _cell_overrides(c: Cell, task_overrides: dict[str, list[str]], extra: list[str],
+                    pe_overrides: dict | None = None) -> list[str]:
+    by_task = (pe_overrides or {}).get(c.pe) or {}
     return [f"experiment={c.task}", f"attention={c.attention}", f"pe={c.pe}", f"seed={c.seed}",
-            *task_overrides.get(c.task, []), "callbacks.progress_bar=null", *extra]
+            *task_overrides.get(c.task, []), *(by_task.get("all") or []), *(by_task.get(c.task) or []),
+            "callbacks.progress_bar=null", *extra]
+
+
+def _pe_overrides(cfg: DictConfig) -> dict:
+    """The preset's ``pe_overrides``: ``{pe: {task or 'all': [overrides]}}`` for the cells of one PE (keys such
+    as ``pe.direction`` exist in one PE's config only, so they cannot go in a task's list)."""
+    found = cfg.preset.get("pe_overrides")
+    if not found:
+        return {}
+    if cfg.launcher != "pool":
+        raise ConfigError(f"preset={cfg.preset.name} sets pe_overrides, which only launcher=pool applies (a Hydra "
+                          f"sweep shares one command line between PEs); drop launcher={cfg.launcher}.")
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(found, resolve=True)
 
 
 def _size_evals(cfg: DictConfig, cells: list[Cell], root: Path) -> dict[Cell, list]:
@@ -123,6 +140,7 @@ def run_grid(cfg: DictConfig, root: Path, console: Console) -> float:
     task_overrides = {t: list(v or []) for t, v in preset.tasks.items()}
     cells = expand_grid(task_overrides, preset.attention, preset.pe, preset.seeds)
     evals = _size_evals(cfg, cells, root)
+    _pe_overrides(cfg)  # refuse a launcher that cannot apply them before anything trains
     todo = [c for c in cells if c in pending(cells, root) or any(not (Path(e[3]) / "metrics.json").is_file()
                                                                for e in evals.get(c, []))]
     how = (f"{cfg.workers} workers x {cfg.threads_per_worker} thread(s)" if cfg.launcher == "pool"
@@ -142,7 +160,8 @@ def run_grid(cfg: DictConfig, root: Path, console: Console) -> float:
                 progress.advance(bar)
                 progress.console.print(f"{'[green]done[/]' if ok else '[red]failed[/]'} {label}: {line}")
 
-            jobs = [(f"{c.task} {c.slug}", _cell_overrides(c, task_overrides, list(cfg.extra_overrides)),
+            per_pe = _pe_overrides(cfg)
+            jobs = [(f"{c.task} {c.slug}", _cell_overrides(c, task_overrides, list(cfg.extra_overrides), per_pe),
                      c.run_dir(root), logs / f"{c.task.replace('/', '-')}-{c.slug}.log", evals.get(c)) for c in todo]
             train_cells(jobs, int(cfg.workers), int(cfg.threads_per_worker), done)
             return time.perf_counter() - t0

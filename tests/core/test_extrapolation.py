@@ -96,3 +96,31 @@ def test_size_ratio_needs_a_datamodule_that_builds_other_sizes():
     with pytest.raises(ConfigError, match="no test split at other sizes"):
         _check_sizes(cfg, "x.ckpt")
     _check_sizes(OmegaConf.create({"data": {"_target_": "vision.data.digits.DigitsDataModule"}}), "x.ckpt")
+
+
+def test_extrapolate_preset_cells_compose_with_their_pe_overrides():
+    """Every cell of preset=extrapolate (seed 0) composes as a training config; pe_overrides reach only their PE
+    (and task), and a launcher that cannot apply them is refused before anything trains."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from core.report.compare import _cell_overrides, _pe_overrides, expand_grid
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("conf", version_base="1.3"):
+        cfg = compose("compare", overrides=["preset=extrapolate"])
+        tasks = {t: list(v) for t, v in cfg.preset.tasks.items()}
+        per_pe = _pe_overrides(cfg)
+        cells = expand_grid(tasks, cfg.preset.attention, cfg.preset.pe, [0])
+        assert {c.pe for c in cells if c.task == "nlp/digit_order"} == {"sinusoidal", "learned", "rope", "alibi",
+                                                                         "none"}
+        assert {c.pe for c in cells if c.task == "vision/digits_seg"} >= {"rope_mixed"}
+        for c in cells:
+            train = compose("train", overrides=_cell_overrides(c, tasks, [], per_pe))
+            if c.pe == "alibi":
+                assert train.pe.direction == 1.0
+            elif c.pe == "learned":
+                assert train.pe.init_std == (0.7 if c.task == "nlp/digit_order" else 0.02)
+        with pytest.raises(ConfigError, match="only launcher=pool"):
+            _pe_overrides(compose("compare", overrides=["preset=extrapolate", "launcher=basic"]))
+    GlobalHydra.instance().clear()
