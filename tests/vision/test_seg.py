@@ -70,10 +70,14 @@ def test_digits_seg_variants_fast_dev_run(variant, out_dir):
 
 
 def test_digits_seg_learns_quickly(out_dir):
-    """mIoU clears the all-background baseline (~0.08 over 11 classes) by a wide margin in a short run."""
-    rec = train_cfg(["experiment=vision/digits_seg", "trainer.max_epochs=4"], out_dir)
-    assert rec["test/miou"] >= 0.3, rec
-    assert rec["val/loss"] < 0.3, rec  # all-background guessing costs ~0.45 at the start
+    """mIoU clears the all-background baseline (~0.08 over 11 classes) in 500 steps (~75 s on 2 cores).
+
+    The quick preset's short schedule (batch 16, peak lr 6e-3) on half the canvases for 2 epochs: 0.23
+    measured; the recipe's own bar is the slow test below."""
+    rec = train_cfg(["experiment=vision/digits_seg", "data.num_train=4000", "trainer.max_epochs=2",
+                     "data.batch_size=16", "module.optimizer.lr=6e-3", "module.scheduler.warmup=0.1"], out_dir)
+    assert rec["test/miou"] >= 0.18, rec
+    assert rec["val/loss"] < 0.36, rec  # all-background guessing costs ~0.45 at the start
 
 
 @pytest.mark.slow
