@@ -15,6 +15,15 @@ CONF_DIR = ROOT / "conf"
 # embedded datasets are cached once per machine (CI clones reuse the cache between tests)
 os.environ.setdefault("MAS_CACHE_DIR", str(Path.home() / ".cache" / "mas"))
 
+# Under pytest-xdist (`-n 2`) each worker, and every CLI it starts, computes on one thread: two processes
+# with torch's default of one thread per core oversubscribe a 2-core CPU and run several times slower.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
 
 def load_bench(name: str):
     """The script ``bench/<name>.py`` as a module (bench/ is not a package)."""
