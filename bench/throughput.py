@@ -179,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     cache = os.environ.get("MAS_CACHE_DIR", str(Path.home() / ".cache" / "mas"))
     console = Console(width=max(Console().width, 120))
-    peak = {p: matmul_gflops(args.device, d, args.peak_size) for p, d in (("32-true", torch.float32), ("bf16-mixed", torch.bfloat16))}
+    peak = {p: matmul_gflops(args.device, d, args.peak_size)
+            for p, d in (("32-true", torch.float32), ("bf16-mixed", torch.bfloat16))}
     console.print(f"matmul {args.peak_size}^3 on {args.device}: fp32 {peak['32-true']:.0f} GFLOP/s, bf16 {peak['bf16-mixed']:.0f} GFLOP/s "
                   f"(MFU is relative to these; cache-sized products can run faster, so it may pass 100%)")
     threads = torch.get_num_threads() if args.device == "cpu" else "-"

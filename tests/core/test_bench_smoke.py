@@ -34,7 +34,7 @@ def test_attention_bench_kernel_table(capsys):
 @pytest.mark.filterwarnings("ignore")
 def test_throughput_bench_runs_one_recipe(capsys):
     load_bench("throughput").main(["--device", "cpu", "--recipes", "vision/digits", "--steps", "1", "--warmup", "1",
-                                                "--peak-size", "256"])
+                                    "--peak-size", "256"])
     out = capsys.readouterr().out
     assert "done: vision/digits" in out and "bf16 / fp32" in out
     sys.modules.pop("bench_throughput", None)

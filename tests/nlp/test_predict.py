@@ -118,7 +118,8 @@ def test_text_of_any_content_works_as_typed(cls_ckpt, tmp_path):
     direct = predict_direct(module, dm, TYPED)
     # text= goes through Hydra's override grammar: the comma and the quotes/brackets/$ are the cases it could
     # misread; accents and CJK take the same path as the file and standard-input runs below
-    for i, text in ((0, TYPED[0]), (5, TYPED[5])):
+    for i in (0, 5):
+        text = TYPED[i]
         proc = run_cli("mas-predict", f"ckpt_path={cls_ckpt}", f"text={text}", f"hydra.run.dir={tmp_path / str(i)}")
         assert proc.returncode == 0, (text, proc.stderr[-1500:])
         assert proc.stdout.strip().split("\t")[2] == text.strip() and _labels(proc.stdout) == [direct[i]]

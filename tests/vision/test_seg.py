@@ -70,7 +70,7 @@ def test_digits_seg_variants_fast_dev_run(variant, out_dir):
 
 
 def test_digits_seg_learns_quickly(out_dir):
-    """mIoU clears the all-background baseline (~0.08 over 11 classes) in 500 steps (~75 s on 2 cores).
+    """mIoU clears the all-background baseline (~0.08 over 11 classes) in 500 steps (~95 s here, one thread).
 
     The quick preset's short schedule (batch 16, peak lr 6e-3) on half the canvases for 2 epochs: 0.23
     measured; the recipe's own bar is the slow test below."""
