@@ -8,7 +8,9 @@ paper, or light ink on black).
 
     python bench/person_digits.py --ckpt outputs/runs/<digits run>/checkpoints/last.ckpt [--per-class 20]
 
-prints accuracy per kind of picture (typed/drawn x dark/light ink) and overall.
+prints accuracy per kind of picture (typed/drawn x dark/light ink), on typed digits in the font families
+that training never renders (``typed-heldout``: STIX and Computer Modern, see ``vision/data/typed.py``), and
+overall.
 """
 
 from __future__ import annotations
@@ -85,21 +87,23 @@ def drawn_digit(d: int, rng: np.random.RandomState) -> Image.Image:
     return im
 
 
-def make_pictures(folder: Path, per_class: int, seed: int = 0) -> list[tuple[Path, int, str]]:
-    """Write the pictures; returns (file, digit, kind) with kind ``typed|drawn-dark|light`` ink."""
+def make_pictures(folder: Path, per_class: int, seed: int = 0) -> list[tuple[Path, int, str, str]]:
+    """Write the pictures; returns (file, digit, kind, font) with kind ``typed|drawn-dark|light`` ink
+    and font ``""`` for drawn digits."""
     rng = np.random.RandomState(seed)
     out = []
     for d in range(10):
         for i in range(per_class):
             typed = i % 2 == 0
-            im = typed_digit(d, FONTS[(i // 2) % len(FONTS)], rng) if typed else drawn_digit(d, rng)
+            face = FONTS[(i // 2) % len(FONTS)] if typed else ""
+            im = typed_digit(d, face, rng) if typed else drawn_digit(d, rng)
             dark = rng.random_sample() < 0.5
             if dark:  # dark ink on white paper
                 im = Image.eval(im, lambda v: 255 - v)
             kind = f"{'typed' if typed else 'drawn'}-{'dark' if dark else 'light'}"
             path = folder / f"{d}_{kind}_{i:03d}.png"
             (im.convert("RGB") if rng.random_sample() < 0.3 else im).save(path)
-            out.append((path, d, kind))
+            out.append((path, d, kind, face))
     return out
 
 
@@ -114,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     import io
 
     from core.train.run import load_for_predict
+    from vision.data.typed import HELD_OUT_FAMILIES
     from vision.predict import predict_images
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="person_digits_"))
@@ -125,12 +130,14 @@ def main(argv: list[str] | None = None) -> None:
                                  out_dir=str(folder))
     got = {Path(r["file"]).name: r["top"][0][0] for r in results}
     right: dict[str, list[bool]] = defaultdict(list)
-    for path, d, kind in pictures:
+    for path, d, kind, face in pictures:
         ok = got.get(path.name) == str(d)
         right[kind].append(ok)
         right["all"].append(ok)
+        if face.startswith(HELD_OUT_FAMILIES):
+            right["typed-heldout"].append(ok)
     for kind, oks in sorted(right.items()):
-        print(f"{kind:12s} accuracy {np.mean(oks):.3f}  (n={len(oks)})")
+        print(f"{kind:13s} accuracy {np.mean(oks):.3f}  (n={len(oks)})")
 
 
 if __name__ == "__main__":

@@ -134,8 +134,8 @@ def test_person_digits_bench_writes_both_polarities_and_scores_a_checkpoint(cls_
     bench = load_bench("person_digits")
     (tmp_path / "pics").mkdir()
     pictures = bench.make_pictures(tmp_path / "pics", per_class=2, seed=4)
-    assert len(pictures) == 20 and {d for _, d, _ in pictures} == set(range(10))
-    for file, _, kind in pictures:
+    assert len(pictures) == 20 and {d for _, d, _, _ in pictures} == set(range(10))
+    for file, _, kind, _ in pictures:
         a = np.asarray(Image.open(file).convert("L"), dtype=np.float32)
         ink_is_dark = kind.endswith("dark")
         background = np.median(a)

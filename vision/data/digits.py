@@ -95,14 +95,22 @@ class DigitsDataModule(SplitDataModule):
 
     ``size_ratio = r`` resamples the test images (bilinear) to ``8r x 8r`` pixels: the same image at a
     higher resolution, so a ViT sees more patches (the resolution protocol of RoPE-ViT).
+
+    ``typed = k`` adds ``k`` renderings of each digit in each training font
+    (:mod:`vision.data.typed`, ``80 k`` images) to the train split only, so printed digits are seen in
+    training; val and test stay the scans.
     """
 
     classes = DIGIT_CLASSES
     mean, std = 0.3, 0.4
 
     def __init__(self, cache_dir: str, batch_size: int = 64, num_workers: int = 0,
-                 augment: str | bool = "affine", split_seed: int | None = None, size_ratio: float = 1.0) -> None:
+                 augment: str | bool = "affine", split_seed: int | None = None, size_ratio: float = 1.0,
+                 typed: int = 0) -> None:
         super().__init__()
+        if not (isinstance(typed, int) and typed >= 0):
+            raise InputError(f"data.typed={typed} must be a whole number of renderings per font and digit (0: none).")
+        self.typed = typed
         side = 8 * float(size_ratio)
         if not (size_ratio > 0 and side == round(side)):
             raise InputError(f"data.size_ratio={size_ratio} must make the 8-pixel images a whole number of pixels.")
@@ -120,6 +128,15 @@ class DigitsDataModule(SplitDataModule):
 
     def prepare_data(self) -> None:
         cached_tensors(self.cache_dir / "vision" / "digits.pt", load_digits_tensors)
+        self._typed_digits()
+
+    def _typed_digits(self) -> dict[str, Tensor] | None:
+        if not self.typed:
+            return None
+        from vision.data.typed import render_typed_digits
+
+        return cached_tensors(self.cache_dir / "vision" / f"typed_digits-{self.typed}.pt",
+                              lambda: render_typed_digits(self.typed))
 
     def setup(self, stage: str | None = None) -> None:
         if stage == "predict" or self.splits:
@@ -128,6 +145,10 @@ class DigitsDataModule(SplitDataModule):
         x = (data["x"] - self.mean) / self.std
         idx = fixed_split(len(x), fractions=(0.7, 0.1, 0.2), seed=0, holdout_seed=self.split_seed)
         self.splits = {k: (x[i], data["y"][i]) for k, i in idx.items()}
+        typed = self._typed_digits()
+        if typed is not None:
+            tx, ty = self.splits["train"]
+            self.splits["train"] = (torch.cat([tx, self.normalize(typed["x"])]), torch.cat([ty, typed["y"]]))
         if self.test_side != x.shape[-1]:
             tx, ty = self.splits["test"]
             self.splits["test"] = (F.interpolate(tx, size=(self.test_side,) * 2, mode="bilinear",

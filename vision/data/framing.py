@@ -7,7 +7,9 @@ or drawn by a person has any size, either polarity, margins and stroke width, so
 
 1. greyscale in [0, 1], ink made light on dark (the background is the median of the border);
 2. contrast stretched from the background level to the ink level;
-3. cropped to the ink's bounding box and scaled, aspect preserved, to fill 32 pixels of height
+3. cropped to the ink's bounding box (small crops resampled to 128 pixels first, on the grey levels,
+   so the anti-aliased edges of a small typed digit keep its counters open when binarised) and scaled,
+   aspect preserved, to fill 32 pixels of height
    (or of width, for wide content), centred;
 4. binarised, strokes thickened or thinned to the width the scans have (about 4.5 of 32 pixels,
    set at the picture's own resolution before scaling, so thin pen lines survive);
@@ -50,9 +52,14 @@ def stroke_width(ink: np.ndarray) -> float:
     return 2.0 * area / max(edge, 1)
 
 
-def _bounding_box(ink: np.ndarray) -> np.ndarray:
+def _bounding_box_of(values: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """``values`` cropped to the bounding box of the boolean ``ink``."""
     rows, cols = np.where(ink.any(1))[0], np.where(ink.any(0))[0]
-    return ink[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+    return values[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
+
+
+def _bounding_box(ink: np.ndarray) -> np.ndarray:
+    return _bounding_box_of(ink, ink)
 
 
 def _fit_in_grid(crop: np.ndarray) -> np.ndarray:
@@ -93,15 +100,27 @@ def _shrink(grey: np.ndarray, longest: int = 256) -> np.ndarray:
     return np.asarray(Image.fromarray(grey, mode="F").resize(size, Image.BOX), dtype=np.float32)
 
 
+def _ink_at_working_size(light: np.ndarray, working: int = 128) -> np.ndarray:
+    """Binary ink of ``light`` (light-on-dark grey in [0, 1]) cropped to its bounding box; a crop whose
+    long side is under ``working`` pixels is resampled (bilinear, on the grey levels) to that size first:
+    thresholding a 20-pixel bold "8" at its own size closes its loops, at 128 pixels they stay open."""
+    crop = np.pad(_bounding_box_of(light, light > 0.5), 1)  # a ring of paper: edges interpolate to it
+    h, w = crop.shape
+    if max(h, w) < working:
+        scale = working / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL: (width, height)
+        crop = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
+    return _bounding_box(crop > 0.5)
+
+
 def frame_digit(grey: np.ndarray, *, stroke: float = STROKE_WIDTH) -> np.ndarray | None:
     """``grey`` (H, W) in [0, 1], any size and polarity -> (8, 8) in [0, 1] framed like the embedded
     digits; ``None`` when the picture holds no ink. Strokes are set to ``stroke`` (at 32x32) before the
     picture is scaled down, so thin pen lines survive the scaling."""
-    ink = ink_light_on_dark(_shrink(np.asarray(grey, dtype=np.float32))) > 0.5
-    if not ink.any():
+    light = ink_light_on_dark(_shrink(np.asarray(grey, dtype=np.float32)))
+    if not (light > 0.5).any():
         return None
-    crop = _bounding_box(ink)
-    crop = np.pad(crop, 2)  # room to thicken
+    crop = np.pad(_ink_at_working_size(light), 2)  # room to thicken
     crop = _bounding_box(_normalise_strokes(crop, stroke * max(crop.shape) / GRID))
     framed = _fit_in_grid(crop)
     return framed.reshape(GRID // BLOCK, BLOCK, GRID // BLOCK, BLOCK).mean(axis=(1, 3)).astype(np.float32)
