@@ -62,15 +62,20 @@ def _bounding_box(ink: np.ndarray) -> np.ndarray:
     return _bounding_box_of(ink, ink)
 
 
+def _resize_long_side(img: np.ndarray, longest: int, resample: int) -> np.ndarray:
+    """``img`` (H, W) as float32 resized, aspect preserved, so its long side is ``longest`` pixels."""
+    h, w = img.shape
+    scale = longest / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL: (width, height)
+    return np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize(size, resample), dtype=np.float32)
+
+
 def _fit_in_grid(crop: np.ndarray) -> np.ndarray:
     """A cropped binary image scaled, aspect preserved, to fill ``GRID`` pixels of height (or width), centred."""
-    h, w = crop.shape
-    scale = GRID / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL: (width, height)
-    resized = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize(size, Image.BILINEAR))
+    resized = _resize_long_side(crop, GRID, Image.BILINEAR)
     out = np.zeros((GRID, GRID), dtype=bool)
-    top, left = (GRID - size[1]) // 2, (GRID - size[0]) // 2
-    out[top: top + size[1], left: left + size[0]] = resized > 0.5
+    top, left = (GRID - resized.shape[0]) // 2, (GRID - resized.shape[1]) // 2
+    out[top: top + resized.shape[0], left: left + resized.shape[1]] = resized > 0.5
     return out
 
 
@@ -92,12 +97,7 @@ def _normalise_strokes(ink: np.ndarray, target: float, max_rings: int = 48) -> n
 
 def _shrink(grey: np.ndarray, longest: int = 256) -> np.ndarray:
     """Large pictures averaged down to ``longest`` pixels on their long side: the framing needs no more."""
-    h, w = grey.shape
-    if max(h, w) <= longest:
-        return grey
-    scale = longest / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(grey, mode="F").resize(size, Image.BOX), dtype=np.float32)
+    return grey if max(grey.shape) <= longest else _resize_long_side(grey, longest, Image.BOX)
 
 
 def _ink_at_working_size(light: np.ndarray, working: int = 128) -> np.ndarray:
@@ -105,11 +105,8 @@ def _ink_at_working_size(light: np.ndarray, working: int = 128) -> np.ndarray:
     long side is under ``working`` pixels is resampled (bilinear, on the grey levels) to that size first:
     thresholding a 20-pixel bold "8" at its own size closes its loops, at 128 pixels they stay open."""
     crop = np.pad(_bounding_box_of(light, light > 0.5), 1)  # a ring of paper: edges interpolate to it
-    h, w = crop.shape
-    if max(h, w) < working:
-        scale = working / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))  # PIL: (width, height)
-        crop = np.asarray(Image.fromarray(crop, mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
+    if max(crop.shape) < working:
+        crop = _resize_long_side(crop, working, Image.BILINEAR)
     return _bounding_box(crop > 0.5)
 
 
