@@ -6,7 +6,9 @@ so a model learns the words rather than the engine:
 - on the waveform (:meth:`SpeechAugment.wave`): speed perturbation (Kaldi/ESPnet's 0.9/1.0/1.1, which
   moves pitch, formants and tempo together), room reverberation from simulated impulse responses
   (exponentially decaying noise with a random RT60), background babble made from the other utterances of
-  the batch, and coloured (white/pink/brown) noise;
+  the batch, coloured (white/pink/brown) noise, a recording at a lower sample rate (resampled down and
+  back), and coarse quantisation (3-8 bits, linear or mu-law: low-bit recorders, codecs and old
+  synthesisers; eSpeak's held-out voices quantised to 15 levels lost half their words);
 - on the power spectrogram, before the mel filters (:meth:`SpeechAugment.spectrum`): vocal-tract-length
   perturbation (a warp of the frequency axis, Jaitly & Hinton 2013), a random smooth equaliser, and
   band-limiting (telephone-like low-pass and high-pass edges).
@@ -55,6 +57,10 @@ class SpeechAugment:
         vtlp: warp factor range of the frequency axis (1 = none).
         eq_p, eq_db: probability and largest swing of the random equaliser.
         bandlimit_p, lowpass_hz, highpass_hz: probability and edge ranges of band-limiting.
+        quantize_p, bits: probability and bit-depth range of quantisation (half of them mu-law).
+        lowrate_p, low_rates: probability of a recording made at a lower sample rate, and the rates (Hz): the
+            utterance is resampled down and back up, losing everything above half the rate at a resampler's
+            steep edge (the spectral band-limit's slope is gentle).
     """
 
     def __init__(self, *, sample_rate: int, speeds: Sequence[float] = (0.9, 1.0, 1.1),
@@ -62,11 +68,13 @@ class SpeechAugment:
                  babble_snr: Sequence[float] = (8.0, 25.0), babble_voices: int = 3, noise_p: float = 0.3,
                  noise_snr: Sequence[float] = (10.0, 40.0), vtlp: Sequence[float] = (0.88, 1.12),
                  eq_p: float = 0.5, eq_db: float = 8.0, bandlimit_p: float = 0.3,
-                 lowpass_hz: Sequence[float] = (3000.0, 7000.0), highpass_hz: Sequence[float] = (50.0, 400.0)) -> None:
+                 lowpass_hz: Sequence[float] = (3000.0, 7000.0), highpass_hz: Sequence[float] = (50.0, 400.0),
+                 quantize_p: float = 0.0, bits: Sequence[int] = (3, 8), lowrate_p: float = 0.0,
+                 low_rates: Sequence[int] = (8000, 11025, 12000)) -> None:
         if any(s <= 0 for s in speeds) or not speeds:
             raise ValueError(f"augment.speeds={list(speeds)} must be positive factors.")
         for name, p in (("reverb_p", reverb_p), ("babble_p", babble_p), ("noise_p", noise_p), ("eq_p", eq_p),
-                        ("bandlimit_p", bandlimit_p)):
+                        ("bandlimit_p", bandlimit_p), ("quantize_p", quantize_p), ("lowrate_p", lowrate_p)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"augment.{name}={p} is not a probability.")
         self.sample_rate = int(sample_rate)
@@ -76,14 +84,22 @@ class SpeechAugment:
         self.noise_p, self.noise_snr = noise_p, noise_snr
         self.vtlp, self.eq_p, self.eq_db = vtlp, eq_p, eq_db
         self.bandlimit_p, self.lowpass_hz, self.highpass_hz = bandlimit_p, lowpass_hz, highpass_hz
+        if not 1 <= int(bits[0]) <= int(bits[1]) <= 16:
+            raise ValueError(f"augment.bits={list(bits)} must be a range within 1..16.")
+        self.quantize_p, self.bits = quantize_p, (int(bits[0]), int(bits[1]))
+        if not low_rates or any(not 0 < int(r) < self.sample_rate for r in low_rates):
+            raise ValueError(f"augment.low_rates={list(low_rates)} must lie below the sample rate {self.sample_rate}.")
+        self.lowrate_p, self.low_rates = lowrate_p, [int(r) for r in low_rates]
 
     # -- waveform -----------------------------------------------------------------------------------------
     def wave(self, wave: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        """``wave`` (B, S) and ``lens`` (B,) after speed, reverberation, babble and noise."""
+        """``wave`` (B, S) and ``lens`` (B,) after speed, reverberation, babble, noise, a lower recording
+        rate and quantisation."""
         wave, lens = self.speed(wave.float(), lens)
         wave = self.reverb(wave, lens)
         wave = self.babble(wave, lens)
-        return self.noise(wave, lens), lens
+        wave = self.lowrate(self.noise(wave, lens), lens)
+        return self.quantize(wave, lens), lens
 
     def speed(self, wave: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         factor = self.speeds[int(torch.randint(len(self.speeds), ()))]
@@ -139,6 +155,40 @@ class SpeechAugment:
         beta = torch.randint(0, 3, (b, 1), device=wave.device).float()  # 0 white, 1 pink, 2 brown
         coloured = torch.fft.irfft(spec / f[None] ** (beta / 2), n=s)
         return self._mix(wave, lens, coloured, on, self.noise_snr)
+
+    def lowrate(self, wave: Tensor, lens: Tensor) -> Tensor:
+        """Drawn utterances resampled to one drawn lower rate and back (one kernel per batch)."""
+        rows = torch.nonzero(torch.rand(wave.shape[0], device=wave.device) < self.lowrate_p).flatten()
+        if rows.numel() == 0:
+            return wave
+        g = math.gcd(self.sample_rate, rate := self.low_rates[int(torch.randint(len(self.low_rates), ()))])
+        down = AF.resample(wave[rows], orig_freq=self.sample_rate // g, new_freq=rate // g)
+        back = AF.resample(down, orig_freq=rate // g, new_freq=self.sample_rate // g)
+        s = min(back.shape[1], wave.shape[1])
+        out = wave.clone()
+        out[rows] = 0.0
+        out[rows, :s] = back[:, :s] * _valid(lens[rows], s)
+        return out
+
+    def quantize(self, wave: Tensor, lens: Tensor) -> Tensor:
+        """Rounds each drawn utterance, scaled to full scale, to about ``2**bits`` levels, uniformly spaced or
+        mu-law (telephony's companding: fine steps near zero, coarse ones near the peak)."""
+        b = wave.shape[0]
+        rows = torch.nonzero(torch.rand(b, device=wave.device) < self.quantize_p).flatten()
+        if rows.numel() == 0:
+            return wave
+        x = wave[rows]
+        peak = x.abs().amax(1, keepdim=True).clamp_min(1e-8)
+        x = x / peak
+        steps = 2.0 ** (torch.randint(self.bits[0], self.bits[1] + 1, (rows.numel(), 1), device=wave.device) - 1)
+        mu = (torch.rand(rows.numel(), 1, device=wave.device) < 0.5)
+        law = 255.0
+        companded = torch.where(mu, torch.sign(x) * torch.log1p(law * x.abs()) / math.log1p(law), x)
+        q = torch.round(companded * steps) / steps
+        x = torch.where(mu, torch.sign(q) * torch.expm1(q.abs() * math.log1p(law)) / law, q)
+        out = wave.clone()
+        out[rows] = x * peak * _valid(lens[rows], wave.shape[1])
+        return out
 
     # -- spectrum -----------------------------------------------------------------------------------------
     def frequencies(self, num_bins: int, device: torch.device) -> Tensor:

@@ -94,6 +94,51 @@ def test_band_limit_and_equaliser_gains():
     assert torch.equal(_aug().gain(3, 201, hz.device), torch.ones(3, 201))  # nothing drawn: unchanged
 
 
+def _reference_quantized(x, bits: int, mu_law: bool):
+    """Independent numpy quantiser: scale to full scale, round to 2**(bits-1) steps per polarity, scale back."""
+    import numpy as np
+
+    peak = np.abs(x).max()
+    y, steps = x / peak, 2.0 ** (bits - 1)
+    if not mu_law:
+        return np.round(y * steps) / steps * peak
+    c = np.sign(y) * np.log(1 + 255 * np.abs(y)) / np.log(256)
+    c = np.round(c * steps) / steps
+    return np.sign(c) * ((1 + 255) ** np.abs(c) - 1) / 255 * peak
+
+
+def test_quantisation_matches_a_linear_or_mu_law_reference_and_keeps_padding():
+    torch.manual_seed(0)
+    lens = torch.tensor([SR // 2] * 8)
+    t = torch.arange(SR // 2) / SR
+    wave = torch.zeros(8, SR)
+    wave[:, : SR // 2] = 0.3 * torch.sin(2 * math.pi * 220 * t) * torch.linspace(0.01, 1, SR // 2)
+    out, _ = _aug(quantize_p=1.0, bits=[4, 4]).wave(wave, lens)
+    assert out[:, SR // 2:].abs().max() == 0
+    kinds = set()
+    for row in range(8):
+        got, x = out[row, : SR // 2].double().numpy(), wave[row, : SR // 2].double().numpy()
+        matches = [mu for mu in (False, True) if abs(got - _reference_quantized(x, 4, mu)).max() < 1e-5]
+        assert len(matches) == 1, row
+        kinds.add(matches[0])
+        assert len(set(got.round(6))) <= 17  # 2 * 8 + 1 levels at 4 bits
+    assert kinds == {False, True}  # both laws are drawn
+    untouched, _ = _aug(quantize_p=0.0).wave(wave, lens)
+    assert torch.equal(untouched, wave)
+
+
+def test_a_lower_recording_rate_removes_the_band_above_its_nyquist():
+    t = torch.arange(SR) / SR
+    tones = torch.sin(2 * math.pi * 1000 * t) + torch.sin(2 * math.pi * 5000 * t)
+    wave, lens = torch.stack([tones, tones]), torch.tensor([SR, SR // 2])
+    out, _ = _aug(lowrate_p=1.0, low_rates=[8000]).wave(wave, lens)
+    spec = torch.fft.rfft(out[0] * torch.hann_window(SR)).abs()
+    at = lambda hz: float(spec[hz - 20: hz + 21].max())  # noqa: E731  (bins are 1 Hz wide)
+    assert at(1000) > 0.9 * float(torch.fft.rfft(tones * torch.hann_window(SR)).abs()[1000])  # kept
+    assert at(5000) < 1e-3 * at(1000)  # above 4 kHz: gone (a tone there would alias, not pass)
+    assert out[1, SR // 2:].abs().max() == 0 and out.shape == wave.shape
+
+
 def test_whole_pipeline_keeps_padding_silent_and_finite():
     torch.manual_seed(5)
     aug = SpeechAugment(sample_rate=SR, reverb_p=1, babble_p=1, noise_p=1)
@@ -110,3 +155,7 @@ def test_bad_settings_say_which():
         SpeechAugment(sample_rate=SR, reverb_p=1.5)
     with pytest.raises(ValueError, match="speeds"):
         SpeechAugment(sample_rate=SR, speeds=[0.0])
+    with pytest.raises(ValueError, match="bits"):
+        SpeechAugment(sample_rate=SR, bits=[8, 3])
+    with pytest.raises(ValueError, match="low_rates"):
+        SpeechAugment(sample_rate=SR, low_rates=[22050])
