@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -25,9 +26,10 @@ import torch
 from core.train.data import cached_tensors, lengths_at_ratio
 from core.train.errors import InputError
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
-from speech.data.espeak import Utterance
+from speech.data.espeak import Utterance, wheel_data_path
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
                                    synthesize_batches, uniform_int)
+from speech.data.voices import check_count, random_voice_names, voice_data_dir
 
 __all__ = ["DIGIT_WORDS", "SPLITS", "DigitsSpec", "SpokenDigitsDataModule", "build_spoken_digits", "make_requests"]
 
@@ -44,6 +46,8 @@ class DigitsSpec:
         accents: English language voices combined with every variant.
         min_digits, max_digits: sequence length range.
         rate, pitch, pitch_range, word_gap: inclusive ranges drawn uniformly per utterance.
+        random_voices: drawn eSpeak voices (:mod:`speech.data.voices`) added to the training variants;
+            every other training utterance speaks in one of them (0: the shipped variants only).
         snr_db: range of the signal-to-noise ratio of the added white noise.
         pad_seconds: range of the silence added before and after the speech.
         sample_rate: rate of the stored waveforms (the model's rate).
@@ -60,6 +64,7 @@ class DigitsSpec:
     pitch: tuple[int, int] = (25, 75)
     pitch_range: tuple[int, int] = (20, 90)
     word_gap: tuple[int, int] = (0, 3)
+    random_voices: int = 0
     snr_db: tuple[float, float] = (15.0, 40.0)
     pad_seconds: tuple[float, float] = (0.05, 0.25)
     sample_rate: int = 16000
@@ -70,6 +75,7 @@ class DigitsSpec:
         check_voices(self.variants, self.num_utterances)
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("data.min_digits must be >= 1 and <= data.max_digits.")
+        check_count(self.random_voices)
 
     def key(self) -> str:
         """Short hash of the spec (names the cache file)."""
@@ -79,13 +85,18 @@ class DigitsSpec:
 def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
     """All synthesis requests in build order: ``(split, transcript, Utterance)``."""
     out = []
+    drawn = random_voice_names(spec.random_voices)
     for si, split in enumerate(SPLITS):
         variants = spec.variants.get(split, [])
         for i in range(spec.num_utterances.get(split, 0)):
             rng = np.random.default_rng([spec.seed, si, i])
             n = uniform_int(rng, (spec.min_digits, spec.max_digits))
             text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, n))
-            voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variants[i % len(variants)]}"
+            if split == "train" and drawn and i % 2:  # every other training utterance: a drawn voice
+                variant = drawn[(i // 2) % len(drawn)]
+            else:
+                variant = variants[i % len(variants)]
+            voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variant}"
             u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
                           pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))
@@ -100,12 +111,15 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
     utts = [u for _, _, u in reqs]
     split_ids = [SPLITS.index(s) for s, _, _ in reqs]
     flat: list[np.ndarray | None] = [None] * len(reqs)
-    for first, sr_in, out in synthesize_batches(utts, batch=spec.batch, num_workers=num_workers,
-                                                label="spoken digits", progress=progress):
-        for j, w in enumerate(out):
-            rng = np.random.default_rng([spec.seed, split_ids[first + j], first + j, 1])
-            flat[first + j] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds,
-                                     snr_db=spec.snr_db)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_path = (str(voice_data_dir(Path(tmp), wheel_data_path(), spec.random_voices, spec.seed))
+                     if spec.random_voices else None)
+        for first, sr_in, out in synthesize_batches(utts, batch=spec.batch, num_workers=num_workers,
+                                                    label="spoken digits", progress=progress, data_path=data_path):
+            for j, w in enumerate(out):
+                rng = np.random.default_rng([spec.seed, split_ids[first + j], first + j, 1])
+                flat[first + j] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds,
+                                         snr_db=spec.snr_db)
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in flat])])
     return {
         "audio": torch.from_numpy(np.concatenate(flat)),
@@ -124,6 +138,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         cache_dir: where the synthesised set is cached (file named by the spec's hash).
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
+        random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
         build_workers: parallel synthesis processes (the result does not depend on it).
         size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
             ``((r - 1/2) 7, r 7]`` (:func:`core.train.data.lengths_at_ratio`), the same held-out voices,
@@ -134,10 +149,10 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
     """
 
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
-                 variants: dict[str, list[str]] | None = None, build_workers: int = 2, size_ratio: float = 1.0,
-                 **kw) -> None:
+                 variants: dict[str, list[str]] | None = None, random_voices: int = 0, build_workers: int = 2,
+                 size_ratio: float = 1.0, **kw) -> None:
         super().__init__(**kw)
-        spec_kw = {"sample_rate": self.sample_rate}
+        spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices)}
         if num_utterances is not None:
             spec_kw["num_utterances"] = {s: int(num_utterances.get(s, 0)) for s in SPLITS}
         if variants is not None:

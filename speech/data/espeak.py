@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Espeak", "Utterance", "available_variants", "run_batch_in_subprocess", "synthesize_batch"]
+__all__ = ["Espeak", "Utterance", "available_variants", "run_batch_in_subprocess", "synthesize_batch",
+           "wheel_data_path"]
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
@@ -44,39 +45,44 @@ class Utterance:
     seed: int = 0
 
 
-def _data_path() -> Path:
+def wheel_data_path() -> Path:
+    """The ``espeak-ng-data`` folder shipped with the ``espeakng-loader`` wheel."""
     import espeakng_loader
 
     return Path(espeakng_loader.get_data_path())
 
 
-def available_variants() -> list[str]:
-    """Names of the voice variants shipped with the wheel (``m1``, ``f3``, ``klatt`` ...)."""
-    return sorted(p.name for p in (_data_path() / "voices" / "!v").iterdir() if p.is_file())
+def available_variants(data_path: str | Path | None = None) -> list[str]:
+    """Names of the voice variants in ``data_path`` (default: the wheel's: ``m1``, ``f3``, ``klatt`` ...)."""
+    root = Path(data_path) if data_path else wheel_data_path()
+    return sorted(p.name for p in (root / "voices" / "!v").iterdir() if p.is_file())
 
 
 class Espeak:
     """A synchronous eSpeak NG engine returning int16 waveforms at :attr:`sample_rate` (22,050 Hz).
 
-    One engine per process: the library is a process-wide singleton.
+    One engine per process: the library is a process-wide singleton. ``data_path`` is an
+    ``espeak-ng-data`` folder (default: the wheel's; :func:`speech.data.voices.voice_data_dir` makes one
+    with drawn voices).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, data_path: str | Path | None = None) -> None:
         import espeakng_loader
 
+        data_path = Path(data_path) if data_path else wheel_data_path()
         self._lib = lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                      ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.sample_rate = int(lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(_data_path()).encode(), 0))
+        self.sample_rate = int(lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data_path).encode(), 0))
         if self.sample_rate <= 0:
             raise RuntimeError("eSpeak NG failed to initialise from the espeakng-loader wheel.")
         self._chunks: list[np.ndarray] = []
         self._callback = _CALLBACK(self._collect)  # keep a reference: the library holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
-        self._variants = set(available_variants())
+        self._variants = set(available_variants(data_path))
 
     def _collect(self, wav, n: int, events) -> int:
         if n > 0:
@@ -103,21 +109,23 @@ class Espeak:
         return np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
 
 
-def synthesize_batch(requests: list[Utterance]) -> tuple[int, list[np.ndarray]]:
+def synthesize_batch(requests: list[Utterance], data_path: str | None = None) -> tuple[int, list[np.ndarray]]:
     """Synthesise ``requests`` in order with a new engine; returns ``(sample_rate, waveforms)``.
 
     Run this in a fresh process for reproducible output (see the module docstring).
     """
-    engine = Espeak()
+    engine = Espeak(data_path)
     return engine.sample_rate, [engine.synthesize(u) for u in requests]
 
 
-def run_batch_in_subprocess(requests: list[Utterance], out_path: str) -> tuple[int, list[np.ndarray]]:
+def run_batch_in_subprocess(requests: list[Utterance], out_path: str,
+                            data_path: str | None = None) -> tuple[int, list[np.ndarray]]:
     """:func:`synthesize_batch` in a fresh Python process (reproducible); returns its result."""
     import subprocess
 
     payload = json.dumps([asdict(u) for u in requests])
-    proc = subprocess.run([sys.executable, "-m", "speech.data.espeak", out_path], input=payload, text=True,
+    argv = [sys.executable, "-m", "speech.data.espeak", out_path] + ([str(data_path)] if data_path else [])
+    proc = subprocess.run(argv, input=payload, text=True,
                           capture_output=True)
     if proc.returncode != 0:
         raise RuntimeError(f"eSpeak NG worker failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -129,7 +137,7 @@ def run_batch_in_subprocess(requests: list[Utterance], out_path: str) -> tuple[i
 
 def _main() -> None:
     requests = [Utterance(**d) for d in json.load(sys.stdin)]
-    sr, waves = synthesize_batch(requests)
+    sr, waves = synthesize_batch(requests, sys.argv[2] if len(sys.argv) > 2 else None)
     audio = np.concatenate(waves) if waves else np.zeros(0, np.int16)
     np.savez(sys.argv[1], sample_rate=sr, lengths=np.array([len(w) for w in waves]), audio=audio)
 

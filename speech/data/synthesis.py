@@ -62,15 +62,17 @@ def uniform_int(rng: np.random.Generator, lo_hi: tuple[int, int]) -> int:
 
 
 def synthesize_batches(utterances: list[Utterance], *, batch: int, num_workers: int = 1, label: str = "speech",
-                       progress: bool = True) -> Iterator[tuple[int, int, list[np.ndarray]]]:
+                       progress: bool = True,
+                       data_path: str | None = None) -> Iterator[tuple[int, int, list[np.ndarray]]]:
     """Yield ``(first index, engine sample rate, int16 waveforms)`` per batch of ``batch`` utterances,
-    in completion order, with a Rich progress bar."""
+    in completion order, with a Rich progress bar; ``data_path``: the eSpeak data folder (default the wheel's)."""
     cols = (TextColumn(f"[bold]synthesising {label}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     starts = range(0, len(utterances), batch)
     with Progress(*cols, disable=not progress) as bar, tempfile.TemporaryDirectory() as tmp, \
             cf.ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:  # threads wait on subprocesses
         task = bar.add_task("synth", total=len(utterances))
-        futures = {pool.submit(run_batch_in_subprocess, utterances[i: i + batch], f"{tmp}/{i}.npz"): i for i in starts}
+        futures = {pool.submit(run_batch_in_subprocess, utterances[i: i + batch], f"{tmp}/{i}.npz", data_path): i
+                   for i in starts}
         for fut in cf.as_completed(futures):
             sr, waves = fut.result()
             bar.advance(task, len(waves))
