@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 import torch
+import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor
 
@@ -38,6 +39,17 @@ def _uniform(shape: tuple[int, ...], lo_hi: Sequence[float], device: torch.devic
 def _valid(lens: Tensor, length: int) -> Tensor:
     """``(B, S)`` float mask of the samples inside each utterance."""
     return (torch.arange(length, device=lens.device)[None] < lens[:, None]).float()
+
+
+def _on_drawn_rows(wave: Tensor, lens: Tensor, p: float, transform) -> Tensor:
+    """``transform`` (the drawn rows ``(b, S)`` -> ``(b, S)``) applied to each utterance with probability
+    ``p``; the other rows pass unchanged and the padding stays silent."""
+    rows = torch.nonzero(torch.rand(wave.shape[0], device=wave.device) < p).flatten()
+    if rows.numel() == 0:
+        return wave
+    out = wave.clone()
+    out[rows] = transform(wave[rows]) * _valid(lens[rows], wave.shape[1])
+    return out
 
 
 def _power(x: Tensor, mask: Tensor) -> Tensor:
@@ -111,11 +123,10 @@ class SpeechAugment:
         return out * _valid(new_lens, out.shape[1]), new_lens
 
     def reverb(self, wave: Tensor, lens: Tensor) -> Tensor:
-        dev = wave.device
-        rows = torch.nonzero(torch.rand(wave.shape[0], device=dev) < self.reverb_p).flatten()
-        if rows.numel() == 0:
-            return wave
-        b, s = rows.numel(), wave.shape[1]
+        return _on_drawn_rows(wave, lens, self.reverb_p, self._reverberate)
+
+    def _reverberate(self, x: Tensor) -> Tensor:
+        dev, (b, s) = x.device, x.shape
         rt60 = _uniform((b, 1), self.rt60, dev)
         n = int(float(self.rt60[1]) * self.sample_rate)
         t = torch.arange(n, device=dev)[None] / self.sample_rate
@@ -123,10 +134,8 @@ class SpeechAugment:
         # direct path 3 dB below to 6 dB above the reverberant energy
         rir[:, 0] = rir[:, 1:].norm(dim=1) * 10 ** (_uniform((b,), (-3.0, 6.0), dev) / 20)
         size = 1 << (s + n - 1).bit_length()  # a power-of-two length keeps the FFT on its fast path
-        wet = torch.fft.irfft(torch.fft.rfft(wave[rows], n=size) * torch.fft.rfft(rir / rir[:, :1], n=size), n=size)
-        out = wave.clone()
-        out[rows] = wet[:, :s] * _valid(lens[rows], s)
-        return out
+        wet = torch.fft.irfft(torch.fft.rfft(x, n=size) * torch.fft.rfft(rir / rir[:, :1], n=size), n=size)
+        return wet[:, :s]
 
     def _mix(self, wave: Tensor, lens: Tensor, other: Tensor, on: Tensor, snr: Sequence[float]) -> Tensor:
         mask = _valid(lens, wave.shape[1])
@@ -158,37 +167,29 @@ class SpeechAugment:
 
     def lowrate(self, wave: Tensor, lens: Tensor) -> Tensor:
         """Drawn utterances resampled to one drawn lower rate and back (one kernel per batch)."""
-        rows = torch.nonzero(torch.rand(wave.shape[0], device=wave.device) < self.lowrate_p).flatten()
-        if rows.numel() == 0:
-            return wave
+        return _on_drawn_rows(wave, lens, self.lowrate_p, self._at_lower_rate)
+
+    def _at_lower_rate(self, x: Tensor) -> Tensor:
         g = math.gcd(self.sample_rate, rate := self.low_rates[int(torch.randint(len(self.low_rates), ()))])
-        down = AF.resample(wave[rows], orig_freq=self.sample_rate // g, new_freq=rate // g)
+        down = AF.resample(x, orig_freq=self.sample_rate // g, new_freq=rate // g)
         back = AF.resample(down, orig_freq=rate // g, new_freq=self.sample_rate // g)
-        s = min(back.shape[1], wave.shape[1])
-        out = wave.clone()
-        out[rows] = 0.0
-        out[rows, :s] = back[:, :s] * _valid(lens[rows], s)
-        return out
+        return F.pad(back, (0, max(0, x.shape[1] - back.shape[1])))[:, : x.shape[1]]
 
     def quantize(self, wave: Tensor, lens: Tensor) -> Tensor:
         """Rounds each drawn utterance, scaled to full scale, to about ``2**bits`` levels, uniformly spaced or
         mu-law (telephony's companding: fine steps near zero, coarse ones near the peak)."""
-        b = wave.shape[0]
-        rows = torch.nonzero(torch.rand(b, device=wave.device) < self.quantize_p).flatten()
-        if rows.numel() == 0:
-            return wave
-        x = wave[rows]
+        return _on_drawn_rows(wave, lens, self.quantize_p, self._quantized)
+
+    def _quantized(self, x: Tensor) -> Tensor:
+        b, dev = x.shape[0], x.device
         peak = x.abs().amax(1, keepdim=True).clamp_min(1e-8)
         x = x / peak
-        steps = 2.0 ** (torch.randint(self.bits[0], self.bits[1] + 1, (rows.numel(), 1), device=wave.device) - 1)
-        mu = (torch.rand(rows.numel(), 1, device=wave.device) < 0.5)
+        steps = 2.0 ** (torch.randint(self.bits[0], self.bits[1] + 1, (b, 1), device=dev) - 1)
+        mu = torch.rand(b, 1, device=dev) < 0.5
         law = 255.0
         companded = torch.where(mu, torch.sign(x) * torch.log1p(law * x.abs()) / math.log1p(law), x)
         q = torch.round(companded * steps) / steps
-        x = torch.where(mu, torch.sign(q) * torch.expm1(q.abs() * math.log1p(law)) / law, q)
-        out = wave.clone()
-        out[rows] = x * peak * _valid(lens[rows], wave.shape[1])
-        return out
+        return torch.where(mu, torch.sign(q) * torch.expm1(q.abs() * math.log1p(law)) / law, q) * peak
 
     # -- spectrum -----------------------------------------------------------------------------------------
     def frequencies(self, num_bins: int, device: torch.device) -> Tensor:

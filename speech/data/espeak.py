@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Espeak", "Utterance", "available_variants", "run_batch_in_subprocess", "synthesize_batch",
+__all__ = ["Espeak", "Utterance", "available_variants", "data_root", "run_batch_in_subprocess", "synthesize_batch",
            "wheel_data_path"]
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -52,10 +52,14 @@ def wheel_data_path() -> Path:
     return Path(espeakng_loader.get_data_path())
 
 
+def data_root(data_path: str | Path | None = None) -> Path:
+    """``data_path`` as a folder, or the wheel's when it is not given."""
+    return Path(data_path) if data_path else wheel_data_path()
+
+
 def available_variants(data_path: str | Path | None = None) -> list[str]:
     """Names of the voice variants in ``data_path`` (default: the wheel's: ``m1``, ``f3``, ``klatt`` ...)."""
-    root = Path(data_path) if data_path else wheel_data_path()
-    return sorted(p.name for p in (root / "voices" / "!v").iterdir() if p.is_file())
+    return sorted(p.name for p in (data_root(data_path) / "voices" / "!v").iterdir() if p.is_file())
 
 
 class Espeak:
@@ -69,7 +73,7 @@ class Espeak:
     def __init__(self, data_path: str | Path | None = None) -> None:
         import espeakng_loader
 
-        data_path = Path(data_path) if data_path else wheel_data_path()
+        data_path = data_root(data_path)
         self._lib = lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,

@@ -13,6 +13,7 @@ Only training uses drawn voices; validation and test keep their held-out shipped
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -53,13 +54,20 @@ def random_variant(name: str, rng: np.random.Generator) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.cache
+def _shipped_voices(source: Path) -> int:
+    """Voices (languages and variants) in an eSpeak data folder; read once per folder."""
+    return (sum(1 for p in (source / "lang").rglob("*") if p.is_file())
+            + sum(1 for _ in (source / "voices" / "!v").iterdir()))
+
+
 def check_count(count: int, source: Path | None = None) -> None:
     """Refuse more drawn voices than fit eSpeak's voice list beside the ``source`` folder's own."""
-    from speech.data.espeak import wheel_data_path
+    if count == 0:
+        return
+    from speech.data.espeak import data_root
 
-    source = Path(source) if source else wheel_data_path()
-    shipped = sum(1 for p in (source / "lang").rglob("*") if p.is_file())
-    shipped += sum(1 for _ in (source / "voices" / "!v").iterdir())
+    shipped = _shipped_voices(data_root(source))
     if not 0 <= count <= MAX_VOICES - shipped:
         raise ValueError(f"data.random_voices={count} is out of range: eSpeak NG lists at most {MAX_VOICES} voices "
                          f"and {shipped} ship with it, so 0 to {MAX_VOICES - shipped} can be drawn.")
