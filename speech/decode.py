@@ -38,15 +38,27 @@ def greedy_decode(log_probs: Tensor, lengths: Tensor, blank: int = 0) -> list[li
     return out
 
 
-def _logadd(*xs: float) -> float:
-    m = max(xs)
+def _logadd2(a: float, b: float) -> float:
+    """``log(exp(a) + exp(b))`` (written out for two and three terms: the search's inner loop)."""
+    m = a if a > b else b
     if m == NEG_INF:
         return NEG_INF
-    return m + math.log(sum(math.exp(x - m) for x in xs))
+    return m + math.log(math.exp(a - m) + math.exp(b - m))
+
+
+def _logadd3(a: float, b: float, c: float) -> float:
+    m = max(a, b, c)
+    if m == NEG_INF:
+        return NEG_INF
+    return m + math.log(math.exp(a - m) + math.exp(b - m) + math.exp(c - m))
 
 
 class Lexicon:
-    """Word spellings as token ids, and the test a prefix extension must pass."""
+    """Word spellings as token ids, and which tokens may follow a partly spelled word.
+
+    The search keeps, per prefix, the word it is spelling (the tokens after its last space); what may
+    come next depends only on that partial word, so it is looked up, not recomputed from the prefix.
+    """
 
     def __init__(self, words: list[str], vocab: list[str], space: str = " ") -> None:
         index = {ch: i for i, ch in enumerate(vocab)}
@@ -56,56 +68,72 @@ class Lexicon:
         self.space = index[space]
         self.words = {tuple(index[ch] for ch in w) for w in words if w}
         self.prefixes = {w[:k] for w in self.words for k in range(1, len(w) + 1)}
+        follows: dict[tuple[int, ...], set[int]] = defaultdict(set)
+        for p in self.prefixes:
+            follows[p[:-1]].add(p[-1])
+        for w in self.words:
+            follows[w].add(self.space)  # a whole word may end with a space (then the next word starts)
+        self.follows = {p: frozenset(ts) for p, ts in follows.items()}
 
-    @staticmethod
-    def _partial(prefix: tuple[int, ...], space: int) -> tuple[int, ...]:
-        cut = max((i for i, t in enumerate(prefix) if t == space), default=-1)
+    def partial(self, prefix: tuple[int, ...]) -> tuple[int, ...]:
+        """The word ``prefix`` is spelling: its tokens after the last space."""
+        cut = max((i for i, t in enumerate(prefix) if t == self.space), default=-1)
         return prefix[cut + 1:]
 
+    def after(self, partial: tuple[int, ...], token: int) -> tuple[int, ...]:
+        """The partial word once ``token`` is appended."""
+        return () if token == self.space else partial + (token,)
+
     def allows(self, prefix: tuple[int, ...], token: int) -> bool:
-        partial = self._partial(prefix, self.space)
-        if token == self.space:
-            return partial in self.words
-        return partial + (token,) in self.prefixes
+        return token in self.follows.get(self.partial(prefix), ())
 
     def complete(self, prefix: tuple[int, ...]) -> bool:
         """Whole words and nothing after the last one (a trailing space is a different labelling)."""
-        return not prefix or self._partial(prefix, self.space) in self.words
+        return not prefix or self.partial(prefix) in self.words
 
 
 def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon: Lexicon | None = None) -> list[int]:
-    """Prefix beam search over ``lp`` (N, V); each prefix keeps (log p ending in blank, in non-blank)."""
+    """Prefix beam search over ``lp`` (N, V); each prefix keeps (log p ending in blank, in non-blank)
+    and, with a lexicon, the word it is spelling."""
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, NEG_INF)}
+    spelling: dict[tuple[int, ...], tuple[int, ...]] = {(): ()}  # prefix -> its partial word
+    everything = range(lp.shape[1])
     for t in range(lp.shape[0]):
         row = lp[t]
         cand = np.flatnonzero(row >= row.max() + prune) if prune > NEG_INF else np.arange(len(row))
         if lexicon is not None and blank not in cand:  # a frame no word may take still passes as a blank
             cand = np.append(cand, blank)
+        scores = [(c, float(row[c])) for c in cand.tolist()]
         nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
         for prefix, (pb, pnb) in beams.items():
-            for c in cand.tolist():
-                p = float(row[c])
+            last = prefix[-1] if prefix else None
+            partial = spelling[prefix] if lexicon is not None else ()
+            allowed = everything if lexicon is None else lexicon.follows.get(partial, ())
+            for c, p in scores:
                 if c == blank:
                     e = nxt[prefix]
-                    e[0] = _logadd(e[0], pb + p, pnb + p)
+                    e[0] = _logadd3(e[0], pb + p, pnb + p)
                     continue
-                last = prefix[-1] if prefix else None
-                grows = lexicon is None or lexicon.allows(prefix, c)
+                grows = c in allowed
                 if c == last:  # a repeat needs a blank in between; otherwise it stays the same prefix
                     same = nxt[prefix]
-                    same[1] = _logadd(same[1], pnb + p)
+                    same[1] = _logadd2(same[1], pnb + p)
                     if grows:
                         e = nxt[prefix + (c,)]
-                        e[1] = _logadd(e[1], pb + p)
+                        e[1] = _logadd2(e[1], pb + p)
                 elif grows:
                     e = nxt[prefix + (c,)]
-                    e[1] = _logadd(e[1], pb + p, pnb + p)
-        ranked = sorted(nxt.items(), key=lambda kv: _logadd(*kv[1]), reverse=True)[:beam_size]
+                    e[1] = _logadd3(e[1], pb + p, pnb + p)
+                else:
+                    continue
+                if lexicon is not None and grows and prefix + (c,) not in spelling:
+                    spelling[prefix + (c,)] = lexicon.after(partial, c)
+        ranked = sorted(nxt.items(), key=lambda kv: _logadd2(*kv[1]), reverse=True)[:beam_size]
         beams = {k: (v[0], v[1]) for k, v in ranked}
     done = [kv for kv in beams.items() if lexicon is None or lexicon.complete(kv[0])]
     if not done:  # no surviving prefix ends on a whole word: say nothing rather than half a word
         return []
-    return list(max(done, key=lambda kv: _logadd(*kv[1]))[0])
+    return list(max(done, key=lambda kv: _logadd2(*kv[1]))[0])
 
 
 @functools.lru_cache(maxsize=8)
