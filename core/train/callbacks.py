@@ -1,4 +1,5 @@
-"""Callbacks the training spine always adds: per-epoch reseeding, a DDP config check, the learning curve."""
+"""Callbacks the training spine always adds (per-epoch reseeding, a DDP config check, the learning curve) and
+the weight average a recipe may add (``callbacks.ema``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 import time
 
 import lightning as L
+from lightning.pytorch.callbacks import WeightAveraging
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 
-__all__ = ["EpochReseed", "LearningCurve", "SameConfigAcrossRanks", "config_digest"]
+__all__ = ["EMA", "EpochReseed", "LearningCurve", "SameConfigAcrossRanks", "config_digest"]
 
 
 def config_digest(config: dict) -> str:
@@ -115,3 +118,27 @@ class LearningCurve(L.Callback):
         self.points.append({"step": int(trainer.global_step),
                             "seconds": round(self._offset + time.perf_counter() - self._start, 3),
                             "value": float(trainer.callback_metrics[self.metric])})
+
+
+class EMA(WeightAveraging):
+    """Exponential moving average of the weights (Lightning's :class:`WeightAveraging` with torch's EMA
+    update): validation, checkpoints (``state_dict``) and everything after ``fit`` see the average.
+
+    ``decay``: weight of the old average per step (0.998: about the last 500 steps count). ``start``: the
+    first step averaged (the early, fast-moving weights are left out).
+
+    Lightning's callback, asked to load a checkpoint outside ``fit`` (``trainer.test(ckpt_path=...)`` after
+    training), puts the raw weights kept for resuming back into the model, so the test would score the
+    raw weights, not the average every checkpoint holds; here only a resumed ``fit`` reloads them.
+    """
+
+    def __init__(self, decay: float = 0.998, start: int = 0) -> None:
+        super().__init__(multi_avg_fn=get_ema_multi_avg_fn(decay))
+        self.start = int(start)
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and step_idx >= self.start
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if trainer.state.fn == "fit":
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
