@@ -1,13 +1,18 @@
 """Digit sequences spoken by a different synthesis engine, and a spoken-digits checkpoint scored on them.
 
-The embedded set is spoken by eSpeak NG; here the speaker is SAM (Software Automatic Mouth, a 1982
-formant synthesiser, ``pip install --no-deps samtts==0.3.0``, pure Python), which shares no code, voice
-or phoneme data with eSpeak. Each recording varies SAM's speed, pitch, mouth and throat, has 3-7 or
-10-16 digits, is stored at 22,050, 16,000 or 8,000 Hz with a random level and lead/trail silence, and
-goes through ``mas-predict``'s own path (:func:`speech.predict.transcribe_files`).
+The embedded set is spoken by eSpeak NG (a formant synthesiser); here the speaker is another engine that
+shares no code, voice or phoneme data with it:
 
-    pip install --no-deps samtts==0.3.0
-    python bench/other_engine_digits.py --ckpt outputs/runs/<spoken_digits run>/checkpoints/last.ckpt [--per-length 100]
+- ``--engine sam``: SAM (Software Automatic Mouth, a 1982 formant synthesiser, pure Python,
+  ``pip install --no-deps samtts==0.3.0``), varying its speed, pitch, mouth and throat;
+- ``--engine pico``: SVOX Pico (the statistical-parametric HMM synthesiser of early Android phones, female
+  en-US and en-GB voices, ``pip install ttspico==0.3.2``, which compiles its C sources), varying rate and pitch.
+
+Each recording has 3-7 or 10-16 digits, is stored at 22,050, 16,000 or 8,000 Hz with a random level and
+lead/trail silence, and goes through ``mas-predict``'s own path (:func:`speech.predict.transcribe_files`).
+
+    python bench/other_engine_digits.py --ckpt outputs/runs/<spoken_digits run>/checkpoints/last.ckpt \
+        [--engine sam|pico] [--per-length 100]
 
 prints the word error rate per sequence length and overall (torchmetrics' WER); ``--lexicon none`` scores
 the free spelling of a checkpoint trained with a lexicon, ``--lexicon digits`` holds one trained without.
@@ -38,6 +43,20 @@ def sam_wave(text: str, rng: np.random.Generator) -> np.ndarray:
     return (raw - 128.0) / 128.0
 
 
+def pico_wave(text: str, rng: np.random.Generator) -> np.ndarray:
+    """float32 waveform at 16,000 Hz of ``text`` in a random SVOX Pico voice, rate and pitch."""
+    from ttspico import TtsEngine
+
+    voice = TtsEngine(str(rng.choice(["en-US", "en-GB"])))
+    voice.rate = int(rng.integers(80, 131))
+    voice.pitch = int(rng.integers(80, 131))
+    raw = np.frombuffer(voice.speak(text) or b"", dtype="<i2").astype(np.float32)
+    return raw / 32768.0
+
+
+ENGINES = {"sam": (sam_wave, 22050), "pico": (pico_wave, 16000)}
+
+
 def write_wav(path: Path, x: np.ndarray, sr_in: int, sr_out: int, rng: np.random.Generator) -> None:
     """Resample, pad with 0.1-0.8 s of faint noise each side, scale the peak to 0.1-0.9, store int16."""
     from math import gcd
@@ -56,15 +75,17 @@ def write_wav(path: Path, x: np.ndarray, sr_in: int, sr_out: int, rng: np.random
         f.writeframes((np.clip(y, -1, 1) * 32767).astype("<i2").tobytes())
 
 
-def make_recordings(folder: Path, per_length: int, seed: int = 0) -> list[tuple[Path, str, str]]:
+def make_recordings(folder: Path, per_length: int, seed: int = 0,
+                    engine: str = "sam") -> list[tuple[Path, str, str]]:
     """Write the recordings; returns (file, transcript, length group)."""
+    speak, rate = ENGINES[engine]
     rng = np.random.default_rng(seed)
     out = []
     for group, (lo, hi) in LENGTHS.items():
         for i in range(per_length):
             text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, int(rng.integers(lo, hi + 1))))
             path = folder / f"{group.split()[0]}_{i:03d}.wav"
-            write_wav(path, sam_wave(text, rng), 22050, int(rng.choice([22050, 16000, 8000])), rng)
+            write_wav(path, speak(text, rng), rate, int(rng.choice([22050, 16000, 8000])), rng)
             out.append((path, text, group))
     return out
 
@@ -72,6 +93,7 @@ def make_recordings(folder: Path, per_length: int, seed: int = 0) -> list[tuple[
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--engine", choices=sorted(ENGINES), default="sam")
     ap.add_argument("--per-length", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", help="folder to keep the recordings in (default: a temporary one)")
@@ -85,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
 
     folder = Path(args.keep or tempfile.mkdtemp(prefix="other_engine_digits_"))
     folder.mkdir(parents=True, exist_ok=True)
-    recordings = make_recordings(folder, args.per_length, args.seed)
+    recordings = make_recordings(folder, args.per_length, args.seed, args.engine)
     _, dm, module = load_for_predict(args.ckpt)
     if args.lexicon != "ckpt":
         module.lexicon = list(DIGIT_WORDS) if args.lexicon == "digits" else None

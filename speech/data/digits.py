@@ -26,7 +26,9 @@ import torch
 from core.train.data import cached_tensors, lengths_at_ratio
 from core.train.errors import InputError
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
+from speech.data import pico
 from speech.data.espeak import Utterance, wheel_data_path
+from speech.data.pico import pico_voice, require_pico
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
                                    synthesize_batches, uniform_int)
 from speech.data.voices import check_count, random_voice_names, voice_data_dir
@@ -48,6 +50,8 @@ class DigitsSpec:
         rate, pitch, pitch_range, word_gap: inclusive ranges drawn uniformly per utterance.
         random_voices: drawn eSpeak voices (:mod:`speech.data.voices`) added to the training variants;
             every other training utterance speaks in one of them (0: the shipped variants only).
+        pico_fraction: share of training utterances spoken by SVOX Pico instead (:mod:`speech.data.pico`,
+            a second engine; val and test stay eSpeak's held-out voices).
         snr_db: range of the signal-to-noise ratio of the added white noise.
         pad_seconds: range of the silence added before and after the speech.
         sample_rate: rate of the stored waveforms (the model's rate).
@@ -65,6 +69,7 @@ class DigitsSpec:
     pitch_range: tuple[int, int] = (20, 90)
     word_gap: tuple[int, int] = (0, 3)
     random_voices: int = 0
+    pico_fraction: float = 0.0
     snr_db: tuple[float, float] = (15.0, 40.0)
     pad_seconds: tuple[float, float] = (0.05, 0.25)
     sample_rate: int = 16000
@@ -76,6 +81,10 @@ class DigitsSpec:
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("data.min_digits must be >= 1 and <= data.max_digits.")
         check_count(self.random_voices)
+        if not 0.0 <= self.pico_fraction <= 1.0:
+            raise ValueError(f"data.pico_fraction={self.pico_fraction} must be in [0, 1].")
+        if self.pico_fraction > 0:
+            require_pico()
 
     def key(self) -> str:
         """Short hash of the spec (names the cache file)."""
@@ -97,6 +106,10 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             else:
                 variant = variants[i % len(variants)]
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variant}"
+            if split == "train" and spec.pico_fraction > 0:  # own stream: the eSpeak draws stay as they were
+                engine_rng = np.random.default_rng([spec.seed, si, i, 2])
+                if engine_rng.random() < spec.pico_fraction:
+                    voice = pico_voice(engine_rng)
             u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
                           pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))
@@ -111,15 +124,22 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
     utts = [u for _, _, u in reqs]
     split_ids = [SPLITS.index(s) for s, _, _ in reqs]
     flat: list[np.ndarray | None] = [None] * len(reqs)
+
+    def store(k: int, w: np.ndarray, sr_in: int) -> None:
+        rng = np.random.default_rng([spec.seed, split_ids[k], k, 1])
+        flat[k] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds, snr_db=spec.snr_db)
+
+    by_espeak = [k for k, u in enumerate(utts) if not pico.is_pico(u)]
     with tempfile.TemporaryDirectory() as tmp:
         data_path = (str(voice_data_dir(Path(tmp), wheel_data_path(), spec.random_voices, spec.seed))
                      if spec.random_voices else None)
-        for first, sr_in, out in synthesize_batches(utts, batch=spec.batch, num_workers=num_workers,
-                                                    label="spoken digits", progress=progress, data_path=data_path):
+        for first, sr_in, out in synthesize_batches([utts[k] for k in by_espeak], batch=spec.batch,
+                                                    num_workers=num_workers, label="spoken digits",
+                                                    progress=progress, data_path=data_path):
             for j, w in enumerate(out):
-                rng = np.random.default_rng([spec.seed, split_ids[first + j], first + j, 1])
-                flat[first + j] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds,
-                                         snr_db=spec.snr_db)
+                store(by_espeak[first + j], w, sr_in)
+    for k in sorted(set(range(len(utts))) - set(by_espeak)):
+        store(k, pico.synthesize(utts[k]), pico.SAMPLE_RATE)
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in flat])])
     return {
         "audio": torch.from_numpy(np.concatenate(flat)),
@@ -139,6 +159,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
         random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
+        pico_fraction: share of training utterances spoken by SVOX Pico (:class:`DigitsSpec`).
         build_workers: parallel synthesis processes (the result does not depend on it).
         size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
             ``((r - 1/2) 7, r 7]`` (:func:`core.train.data.lengths_at_ratio`), the same held-out voices,
@@ -149,10 +170,12 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
     """
 
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
-                 variants: dict[str, list[str]] | None = None, random_voices: int = 0, build_workers: int = 2,
+                 variants: dict[str, list[str]] | None = None, random_voices: int = 0,
+                 pico_fraction: float = 0.0, build_workers: int = 2,
                  size_ratio: float = 1.0, **kw) -> None:
         super().__init__(**kw)
-        spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices)}
+        spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices),
+                   "pico_fraction": float(pico_fraction)}
         if num_utterances is not None:
             spec_kw["num_utterances"] = {s: int(num_utterances.get(s, 0)) for s in SPLITS}
         if variants is not None:

@@ -138,22 +138,26 @@ def test_cli_exit_codes(ckpt, audio):
     assert "Traceback" not in bad.stderr
 
 
-def test_other_engine_bench_writes_recordings_and_scores_wer(ckpt, tmp_path, capsys, monkeypatch):
-    """bench/other_engine_digits.py end to end; SAM itself is swapped for a tone when it is not installed
-    (it needs ``pip install --no-deps samtts``), so the recording, rates and WER report are checked here."""
+@pytest.mark.parametrize("engine,module_name", [("sam", "samtts"), ("pico", "ttspico")])
+def test_other_engine_bench_writes_recordings_and_scores_wer(engine, module_name, ckpt, tmp_path, capsys,
+                                                             monkeypatch):
+    """bench/other_engine_digits.py end to end; an engine that is not installed (SAM needs
+    ``pip install --no-deps samtts``, Pico ``pip install ttspico``) is swapped for a tone, so the recording,
+    rates and WER report are checked here either way."""
     bench = load_bench("other_engine_digits")
+    rate = bench.ENGINES[engine][1]
     try:
-        import samtts  # noqa: F401
+        __import__(module_name)
     except ImportError:
-        monkeypatch.setattr(bench, "sam_wave", lambda text, rng: tone(0.3 * len(text.split()), 22050))
-    recs = bench.make_recordings(tmp_path, per_length=3, seed=1)
+        monkeypatch.setitem(bench.ENGINES, engine, (lambda text, rng: tone(0.3 * len(text.split()), rate), rate))
+    recs = bench.make_recordings(tmp_path, per_length=3, seed=1, engine=engine)
     assert len(recs) == 6
     for path, text, group in recs:
         n = len(text.split())
         assert (3 <= n <= 7) if group.startswith("short") else (10 <= n <= 16)
         wave, sr = sf.read(path)
         assert sr in (8000, 16000, 22050) and 0.1 * 0.9 < np.abs(wave).max() <= 0.91
-    bench.main(["--ckpt", str(ckpt), "--per-length", "2", "--keep", str(tmp_path / "keep")])
+    bench.main(["--ckpt", str(ckpt), "--engine", engine, "--per-length", "2", "--keep", str(tmp_path / "keep")])
     lines = {ln.split(" WER ")[0].strip(): ln for ln in capsys.readouterr().out.splitlines() if " WER " in ln}
     assert set(lines) == {"short (3-7 digits)", "long (10-16 digits)", "all"} and lines["all"].endswith("(n=4)")
     wer = {k: float(v.split(" WER ")[1].split()[0]) for k, v in lines.items()}

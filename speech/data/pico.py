@@ -1,0 +1,53 @@
+"""SVOX Pico, an optional second synthesis engine for the embedded speech sets.
+
+eSpeak NG is a formant synthesiser; Pico (the statistical-parametric HMM synthesiser of early Android
+phones) shares no code, voice or phoneme data with it, so training on both teaches a recogniser what the
+two have in common (speech) rather than one engine's timbre. ``pip install ttspico==0.3.2`` compiles its C
+sources (it needs a C compiler, which is why it is an opt-in extra, ``.[pico]``); its English voices are two
+women (``en-US``, ``en-GB``). An engine's output depends on what it said before, so every utterance gets a
+fresh one (7 ms), in process.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.train.errors import InputError
+from speech.data.espeak import Utterance
+
+__all__ = ["PICO_PREFIX", "SAMPLE_RATE", "VOICES", "is_pico", "pico_voice", "require_pico", "synthesize"]
+
+SAMPLE_RATE = 16000
+VOICES = ("en-US", "en-GB")
+PICO_PREFIX = "pico:"
+_ESPEAK_DEFAULT_RATE = 175  # words per minute: eSpeak's rate that Pico's 100 % stands for
+
+
+def require_pico() -> None:
+    """Raise one clear sentence when the ``ttspico`` package is not installed."""
+    try:
+        import ttspico  # noqa: F401
+    except ImportError:
+        raise InputError("data.pico_fraction > 0 needs SVOX Pico: pip install ttspico==0.3.2 "
+                         "(or the '.[pico]' extra; it compiles C sources).") from None
+
+
+def pico_voice(rng: np.random.Generator) -> str:
+    """A Pico voice name for :attr:`Utterance.voice`, drawn from :data:`VOICES`."""
+    return PICO_PREFIX + VOICES[int(rng.integers(len(VOICES)))]
+
+
+def is_pico(u: Utterance) -> bool:
+    return u.voice.startswith(PICO_PREFIX)
+
+
+def synthesize(u: Utterance) -> np.ndarray:
+    """int16 waveform ``(T,)`` at :data:`SAMPLE_RATE` of a Pico utterance. eSpeak's settings map onto Pico's
+    percentages: rate in words per minute against eSpeak's 175, pitch 0..100 onto 70-130 % (Pico's voices
+    are high; lower settings give deeper ones)."""
+    from ttspico import TtsEngine
+
+    engine = TtsEngine(u.voice.removeprefix(PICO_PREFIX))
+    engine.rate = int(np.clip(round(100 * u.rate / _ESPEAK_DEFAULT_RATE), 20, 500))
+    engine.pitch = int(np.clip(round(70 + 0.6 * u.pitch), 50, 200))
+    return np.frombuffer(engine.speak(u.text) or b"", dtype="<i2").copy()
