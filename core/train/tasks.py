@@ -86,7 +86,11 @@ class BaseTask(L.LightningModule, abc.ABC):
         rest = [p for p in self.parameters() if id(p) not in in_model and p.requires_grad]
         if rest:  # task-level parameters, if a task has any
             groups.append({"params": rest, "weight_decay": self.weight_decay})
-        opt = self.optimizer_factory(groups)
+        kw = {}
+        if "mixed" in str(self.trainer.precision) and getattr(self.optimizer_factory, "keywords", {}).get("fused"):
+            # a fused step unscales AMP gradients itself, and Lightning then refuses gradient clipping
+            kw["fused"] = False
+        opt = self.optimizer_factory(groups, **kw)
         for g in opt.param_groups:  # layer-wise decay: scale before the scheduler records base LRs
             g["lr"] = g["lr"] * g.pop("lr_scale", 1.0)
         if self.scheduler_factory is None:
