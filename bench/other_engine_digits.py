@@ -44,14 +44,12 @@ def sam_wave(text: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def pico_wave(text: str, rng: np.random.Generator) -> np.ndarray:
-    """float32 waveform at 16,000 Hz of ``text`` in a random SVOX Pico voice, rate and pitch."""
-    from ttspico import TtsEngine
+    """float32 waveform at 16,000 Hz of ``text`` in a random SVOX Pico voice, rate and pitch (80-130 %)."""
+    from speech.data.pico import VOICES, speak
 
-    voice = TtsEngine(str(rng.choice(["en-US", "en-GB"])))
-    voice.rate = int(rng.integers(80, 131))
-    voice.pitch = int(rng.integers(80, 131))
-    raw = np.frombuffer(voice.speak(text) or b"", dtype="<i2").astype(np.float32)
-    return raw / 32768.0
+    wave = speak(text, VOICES[int(rng.integers(len(VOICES)))], rate=int(rng.integers(80, 131)),
+                 pitch=int(rng.integers(80, 131)))
+    return wave.astype(np.float32) / 32768.0
 
 
 ENGINES = {"sam": (sam_wave, 22050), "pico": (pico_wave, 16000)}

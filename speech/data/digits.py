@@ -28,7 +28,6 @@ from core.train.errors import InputError
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
 from speech.data import pico
 from speech.data.espeak import Utterance, wheel_data_path
-from speech.data.pico import pico_voice, require_pico
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
                                    synthesize_batches, uniform_int)
 from speech.data.voices import check_count, random_voice_names, voice_data_dir
@@ -84,7 +83,7 @@ class DigitsSpec:
         if not 0.0 <= self.pico_fraction <= 1.0:
             raise ValueError(f"data.pico_fraction={self.pico_fraction} must be in [0, 1].")
         if self.pico_fraction > 0:
-            require_pico()
+            pico.require_pico()
 
     def key(self) -> str:
         """Short hash of the spec (names the cache file)."""
@@ -109,7 +108,7 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             if split == "train" and spec.pico_fraction > 0:  # own stream: the eSpeak draws stay as they were
                 engine_rng = np.random.default_rng([spec.seed, si, i, 2])
                 if engine_rng.random() < spec.pico_fraction:
-                    voice = pico_voice(engine_rng)
+                    voice = pico.pico_voice(engine_rng)
             u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
                           pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))
@@ -129,6 +128,7 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
         rng = np.random.default_rng([spec.seed, split_ids[k], k, 1])
         flat[k] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds, snr_db=spec.snr_db)
 
+    by_pico = [k for k, u in enumerate(utts) if pico.is_pico(u)]
     by_espeak = [k for k, u in enumerate(utts) if not pico.is_pico(u)]
     with tempfile.TemporaryDirectory() as tmp:
         data_path = (str(voice_data_dir(Path(tmp), wheel_data_path(), spec.random_voices, spec.seed))
@@ -138,7 +138,7 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
                                                     progress=progress, data_path=data_path):
             for j, w in enumerate(out):
                 store(by_espeak[first + j], w, sr_in)
-    for k in sorted(set(range(len(utts))) - set(by_espeak)):
+    for k in by_pico:
         store(k, pico.synthesize(utts[k]), pico.SAMPLE_RATE)
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in flat])])
     return {

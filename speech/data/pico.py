@@ -16,7 +16,7 @@ import numpy as np
 from core.train.errors import InputError
 from speech.data.espeak import Utterance
 
-__all__ = ["PICO_PREFIX", "SAMPLE_RATE", "VOICES", "is_pico", "pico_voice", "require_pico", "synthesize"]
+__all__ = ["PICO_PREFIX", "SAMPLE_RATE", "VOICES", "is_pico", "pico_voice", "require_pico", "speak", "synthesize"]
 
 SAMPLE_RATE = 16000
 VOICES = ("en-US", "en-GB")
@@ -42,13 +42,20 @@ def is_pico(u: Utterance) -> bool:
     return u.voice.startswith(PICO_PREFIX)
 
 
-def synthesize(u: Utterance) -> np.ndarray:
-    """int16 waveform ``(T,)`` at :data:`SAMPLE_RATE` of a Pico utterance. eSpeak's settings map onto Pico's
-    percentages: rate in words per minute against eSpeak's 175, pitch 0..100 onto 70-130 % (Pico's voices
-    are high; lower settings give deeper ones)."""
+def speak(text: str, language: str, *, rate: int = 100, pitch: int = 100) -> np.ndarray:
+    """int16 waveform ``(T,)`` at :data:`SAMPLE_RATE` of ``text`` by a fresh engine; ``rate`` and ``pitch`` in
+    Pico's percentages (clipped to its 20-500 and 50-200)."""
     from ttspico import TtsEngine
 
-    engine = TtsEngine(u.voice.removeprefix(PICO_PREFIX))
-    engine.rate = int(np.clip(round(100 * u.rate / _ESPEAK_DEFAULT_RATE), 20, 500))
-    engine.pitch = int(np.clip(round(70 + 0.6 * u.pitch), 50, 200))
-    return np.frombuffer(engine.speak(u.text) or b"", dtype="<i2").copy()
+    engine = TtsEngine(language)
+    engine.rate = int(np.clip(rate, 20, 500))
+    engine.pitch = int(np.clip(pitch, 50, 200))
+    return np.frombuffer(engine.speak(text) or b"", dtype="<i2").copy()
+
+
+def synthesize(u: Utterance) -> np.ndarray:
+    """:func:`speak` of a Pico utterance. eSpeak's settings map onto Pico's percentages: rate in words per
+    minute against eSpeak's 175, pitch 0..100 onto 70-130 % (Pico's voices are high; lower settings give
+    deeper ones)."""
+    return speak(u.text, u.voice.removeprefix(PICO_PREFIX), rate=round(100 * u.rate / _ESPEAK_DEFAULT_RATE),
+                 pitch=round(70 + 0.6 * u.pitch))

@@ -21,7 +21,7 @@ SIZES = {"train": 200, "val": 20, "test": 20}
 
 
 def _plan(fraction: float, monkeypatch) -> list:
-    monkeypatch.setattr("speech.data.digits.require_pico", lambda: None)  # the plan needs no engine
+    monkeypatch.setattr("speech.data.pico.require_pico", lambda: None)  # the plan needs no engine
     return make_requests(DigitsSpec(num_utterances=SIZES, pico_fraction=fraction))
 
 
