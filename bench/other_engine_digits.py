@@ -14,8 +14,9 @@ lead/trail silence, and goes through ``mas-predict``'s own path (:func:`speech.p
     python bench/other_engine_digits.py --ckpt outputs/runs/<spoken_digits run>/checkpoints/last.ckpt \
         [--engine sam|pico] [--per-length 100]
 
-prints the word error rate per sequence length and overall (torchmetrics' WER); ``--lexicon none`` scores
-the free spelling of a checkpoint trained with a lexicon, ``--lexicon digits`` holds one trained without.
+prints the word error rate per sequence length, per stored sample rate and overall (torchmetrics' WER);
+``--lexicon none`` scores the free spelling of a checkpoint trained with a lexicon, ``--lexicon digits`` holds
+one trained without.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lexicon", choices=["ckpt", "none", "digits"], default="ckpt",
                     help="decode with the checkpoint's lexicon, none (free spelling), or the ten digit words")
     args = ap.parse_args(argv)
+    import soundfile as sf
     from torchmetrics.functional.text import word_error_rate
 
     from core.train.run import load_for_predict
@@ -112,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         results = transcribe_files(module=module, datamodule=dm, request={"input": str(folder)}, out_dir=str(folder))
     got = {Path(r["file"]).name: r.get("text", "") for r in results}
-    groups = {**{g: [r for r in recordings if r[2] == g] for g in LENGTHS}, "all": recordings}
+    rates = {p: sf.info(p).samplerate for p, _, _ in recordings}  # a narrow band costs more than any length
+    groups = {**{g: [r for r in recordings if r[2] == g] for g in LENGTHS},
+              **{f"stored at {hz} Hz": [r for r in recordings if rates[r[0]] == hz]
+                 for hz in sorted(set(rates.values()))},
+              "all": recordings}
     for group, recs in groups.items():
         wer = float(word_error_rate([got.get(p.name, "") for p, _, _ in recs], [t for _, t, _ in recs]))
         print(f"{group:22s} WER {wer:.3f}  (n={len(recs)})")

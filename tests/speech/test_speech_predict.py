@@ -159,7 +159,12 @@ def test_other_engine_bench_writes_recordings_and_scores_wer(engine, module_name
         assert sr in (8000, 16000, 22050) and 0.1 * 0.9 < np.abs(wave).max() <= 0.91
     bench.main(["--ckpt", str(ckpt), "--engine", engine, "--per-length", "2", "--keep", str(tmp_path / "keep")])
     lines = {ln.split(" WER ")[0].strip(): ln for ln in capsys.readouterr().out.splitlines() if " WER " in ln}
-    assert set(lines) == {"short (3-7 digits)", "long (10-16 digits)", "all"} and lines["all"].endswith("(n=4)")
+    by_rate = {k for k in lines if k.startswith("stored at ")}
+    assert set(lines) - by_rate == {"short (3-7 digits)", "long (10-16 digits)", "all"}
+    assert lines["all"].endswith("(n=4)")
+    assert by_rate and by_rate <= {"stored at 8000 Hz", "stored at 16000 Hz", "stored at 22050 Hz"}
+    assert sum(int(lines[k].split("(n=")[1].rstrip(")")) for k in by_rate) == 4  # each recording at one rate
     wer = {k: float(v.split(" WER ")[1].split()[0]) for k, v in lines.items()}
-    groups = [wer["short (3-7 digits)"], wer["long (10-16 digits)"]]
-    assert min(groups) - 1e-3 <= wer["all"] <= max(groups) + 1e-3  # pooled over words: between the two groups
+    for split in (["short (3-7 digits)", "long (10-16 digits)"], sorted(by_rate)):
+        groups = [wer[k] for k in split]
+        assert min(groups) - 1e-3 <= wer["all"] <= max(groups) + 1e-3  # pooled over words: between the groups
