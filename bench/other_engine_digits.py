@@ -27,11 +27,20 @@ import io
 import tempfile
 import wave
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 LENGTHS = {"short (3-7 digits)": (3, 7), "long (10-16 digits)": (10, 16)}
+STORED_RATES = (22050, 16000, 8000)
+
+
+class Recording(NamedTuple):
+    path: Path
+    text: str
+    group: str  # a key of LENGTHS
+    rate: int  # the stored sample rate (a narrow band costs more than any length)
 
 
 def sam_wave(text: str, rng: np.random.Generator) -> np.ndarray:
@@ -75,8 +84,8 @@ def write_wav(path: Path, x: np.ndarray, sr_in: int, sr_out: int, rng: np.random
 
 
 def make_recordings(folder: Path, per_length: int, seed: int = 0,
-                    engine: str = "sam") -> list[tuple[Path, str, str]]:
-    """Write the recordings; returns (file, transcript, length group)."""
+                    engine: str = "sam") -> list[Recording]:
+    """Write the recordings and return them."""
     speak, rate = ENGINES[engine]
     rng = np.random.default_rng(seed)
     out = []
@@ -84,8 +93,10 @@ def make_recordings(folder: Path, per_length: int, seed: int = 0,
         for i in range(per_length):
             text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, int(rng.integers(lo, hi + 1))))
             path = folder / f"{group.split()[0]}_{i:03d}.wav"
-            write_wav(path, speak(text, rng), rate, int(rng.choice([22050, 16000, 8000])), rng)
-            out.append((path, text, group))
+            voice = speak(text, rng)  # drawn before the rate: the recordings measured so far keep their draws
+            stored = int(rng.choice(STORED_RATES))
+            write_wav(path, voice, rate, stored, rng)
+            out.append(Recording(path, text, group, stored))
     return out
 
 
@@ -99,7 +110,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lexicon", choices=["ckpt", "none", "digits"], default="ckpt",
                     help="decode with the checkpoint's lexicon, none (free spelling), or the ten digit words")
     args = ap.parse_args(argv)
-    import soundfile as sf
     from torchmetrics.functional.text import word_error_rate
 
     from core.train.run import load_for_predict
@@ -114,13 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         results = transcribe_files(module=module, datamodule=dm, request={"input": str(folder)}, out_dir=str(folder))
     got = {Path(r["file"]).name: r.get("text", "") for r in results}
-    rates = {p: sf.info(p).samplerate for p, _, _ in recordings}  # a narrow band costs more than any length
-    groups = {**{g: [r for r in recordings if r[2] == g] for g in LENGTHS},
-              **{f"stored at {hz} Hz": [r for r in recordings if rates[r[0]] == hz]
-                 for hz in sorted(set(rates.values()))},
-              "all": recordings}
+    groups = {g: [r for r in recordings if r.group == g] for g in LENGTHS}
+    groups |= {f"stored at {hz} Hz": [r for r in recordings if r.rate == hz]
+               for hz in sorted({r.rate for r in recordings})}
+    groups["all"] = recordings
     for group, recs in groups.items():
-        wer = float(word_error_rate([got.get(p.name, "") for p, _, _ in recs], [t for _, t, _ in recs]))
+        wer = float(word_error_rate([got.get(r.path.name, "") for r in recs], [r.text for r in recs]))
         print(f"{group:22s} WER {wer:.3f}  (n={len(recs)})")
 
 

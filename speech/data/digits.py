@@ -25,8 +25,8 @@ import torch
 
 from core.train.data import cached_tensors, lengths_at_ratio
 from core.train.errors import InputError
-from speech.data.batching import SpeechDataModuleBase, WaveDataset
 from speech.data import pico
+from speech.data.batching import SpeechDataModuleBase, WaveDataset
 from speech.data.espeak import Utterance, wheel_data_path
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
                                    synthesize_batches, uniform_int)

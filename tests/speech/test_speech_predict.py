@@ -152,11 +152,11 @@ def test_other_engine_bench_writes_recordings_and_scores_wer(engine, module_name
         monkeypatch.setitem(bench.ENGINES, engine, (lambda text, rng: tone(0.3 * len(text.split()), rate), rate))
     recs = bench.make_recordings(tmp_path, per_length=3, seed=1, engine=engine)
     assert len(recs) == 6
-    for path, text, group in recs:
+    for path, text, group, rate in recs:
         n = len(text.split())
         assert (3 <= n <= 7) if group.startswith("short") else (10 <= n <= 16)
         wave, sr = sf.read(path)
-        assert sr in (8000, 16000, 22050) and 0.1 * 0.9 < np.abs(wave).max() <= 0.91
+        assert sr == rate and sr in (8000, 16000, 22050) and 0.1 * 0.9 < np.abs(wave).max() <= 0.91
     bench.main(["--ckpt", str(ckpt), "--engine", engine, "--per-length", "2", "--keep", str(tmp_path / "keep")])
     lines = {ln.split(" WER ")[0].strip(): ln for ln in capsys.readouterr().out.splitlines() if " WER " in ln}
     by_rate = {k for k in lines if k.startswith("stored at ")}
