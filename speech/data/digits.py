@@ -25,7 +25,7 @@ import torch
 
 from core.train.data import cached_tensors, lengths_at_ratio
 from core.train.errors import InputError
-from speech.data import pico
+from speech.data import pico, sam
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
 from speech.data.espeak import Utterance, wheel_data_path
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
@@ -51,6 +51,8 @@ class DigitsSpec:
             every other training utterance speaks in one of them (0: the shipped variants only).
         pico_fraction: share of training utterances spoken by SVOX Pico instead (:mod:`speech.data.pico`,
             a second engine; val and test stay eSpeak's held-out voices).
+        sam_fraction: share of training utterances spoken by SAM (:mod:`speech.data.sam`, a third engine; pure
+            Python), drawn after Pico's share from the same stream.
         snr_db: range of the signal-to-noise ratio of the added white noise.
         pad_seconds: range of the silence added before and after the speech.
         sample_rate: rate of the stored waveforms (the model's rate).
@@ -69,6 +71,7 @@ class DigitsSpec:
     word_gap: tuple[int, int] = (0, 3)
     random_voices: int = 0
     pico_fraction: float = 0.0
+    sam_fraction: float = 0.0
     snr_db: tuple[float, float] = (15.0, 40.0)
     pad_seconds: tuple[float, float] = (0.05, 0.25)
     sample_rate: int = 16000
@@ -80,10 +83,13 @@ class DigitsSpec:
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("data.min_digits must be >= 1 and <= data.max_digits.")
         check_count(self.random_voices)
-        if not 0.0 <= self.pico_fraction <= 1.0:
-            raise ValueError(f"data.pico_fraction={self.pico_fraction} must be in [0, 1].")
+        if not (0.0 <= self.pico_fraction and 0.0 <= self.sam_fraction and self.pico_fraction + self.sam_fraction <= 1.0):
+            raise ValueError(f"data.pico_fraction={self.pico_fraction} and data.sam_fraction={self.sam_fraction} "
+                             "must be shares in [0, 1] that add up to at most 1.")
         if self.pico_fraction > 0:
             pico.require_pico()
+        if self.sam_fraction > 0:
+            sam.require_sam()
 
     def key(self) -> str:
         """Short hash of the spec (names the cache file)."""
@@ -105,10 +111,13 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             else:
                 variant = variants[i % len(variants)]
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variant}"
-            if split == "train" and spec.pico_fraction > 0:  # own stream: the eSpeak draws stay as they were
+            if split == "train" and spec.pico_fraction + spec.sam_fraction > 0:  # own stream: eSpeak's draws stay
                 engine_rng = np.random.default_rng([spec.seed, si, i, 2])
-                if engine_rng.random() < spec.pico_fraction:
+                share = engine_rng.random()
+                if share < spec.pico_fraction:
                     voice = pico.pico_voice(engine_rng)
+                elif share < spec.pico_fraction + spec.sam_fraction:
+                    voice = sam.sam_voice(engine_rng)
             u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
                           pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))
@@ -128,8 +137,8 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
         rng = np.random.default_rng([spec.seed, split_ids[k], k, 1])
         flat[k] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds, snr_db=spec.snr_db)
 
-    by_pico = [k for k, u in enumerate(utts) if pico.is_pico(u)]
-    by_espeak = [k for k, u in enumerate(utts) if not pico.is_pico(u)]
+    others = {k: engine for k, u in enumerate(utts) for engine in (pico, sam) if engine.is_engine(u)}
+    by_espeak = [k for k in range(len(utts)) if k not in others]
     with tempfile.TemporaryDirectory() as tmp:
         data_path = (str(voice_data_dir(Path(tmp), wheel_data_path(), spec.random_voices, spec.seed))
                      if spec.random_voices else None)
@@ -138,8 +147,8 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
                                                     progress=progress, data_path=data_path):
             for j, w in enumerate(out):
                 store(by_espeak[first + j], w, sr_in)
-    for k in by_pico:
-        store(k, pico.synthesize(utts[k]), pico.SAMPLE_RATE)
+    for k, engine in others.items():
+        store(k, engine.synthesize(utts[k]), engine.SAMPLE_RATE)
     offsets = np.concatenate([[0], np.cumsum([len(w) for w in flat])])
     return {
         "audio": torch.from_numpy(np.concatenate(flat)),
@@ -159,7 +168,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
         random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
-        pico_fraction: share of training utterances spoken by SVOX Pico (:class:`DigitsSpec`).
+        pico_fraction, sam_fraction: shares of training utterances spoken by SVOX Pico and SAM (:class:`DigitsSpec`).
         build_workers: parallel synthesis processes (the result does not depend on it).
         size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
             ``((r - 1/2) 7, r 7]`` (:func:`core.train.data.lengths_at_ratio`), the same held-out voices,
@@ -171,11 +180,11 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
 
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
                  variants: dict[str, list[str]] | None = None, random_voices: int = 0,
-                 pico_fraction: float = 0.0, build_workers: int = 2,
+                 pico_fraction: float = 0.0, sam_fraction: float = 0.0, build_workers: int = 2,
                  size_ratio: float = 1.0, **kw) -> None:
         super().__init__(**kw)
         spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices),
-                   "pico_fraction": float(pico_fraction)}
+                   "pico_fraction": float(pico_fraction), "sam_fraction": float(sam_fraction)}
         if num_utterances is not None:
             spec_kw["num_utterances"] = {s: int(num_utterances.get(s, 0)) for s in SPLITS}
         if variants is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from core.train.errors import InputError
 from speech.data.espeak import Utterance
 
-__all__ = ["PICO_PREFIX", "SAMPLE_RATE", "VOICES", "is_pico", "pico_voice", "require_pico", "speak", "synthesize"]
+__all__ = ["PICO_PREFIX", "SAMPLE_RATE", "VOICES", "is_engine", "pico_voice", "require_pico", "speak", "synthesize"]
 
 SAMPLE_RATE = 16000
 VOICES = ("en-US", "en-GB")
@@ -38,7 +38,7 @@ def pico_voice(rng: np.random.Generator) -> str:
     return PICO_PREFIX + VOICES[int(rng.integers(len(VOICES)))]
 
 
-def is_pico(u: Utterance) -> bool:
+def is_engine(u: Utterance) -> bool:
     return u.voice.startswith(PICO_PREFIX)
 
 

@@ -1,0 +1,79 @@
+"""SAM as a third engine of the spoken digits: training-only, drawn after Pico's share, eSpeak's draws untouched.
+
+Tests that synthesise need ``pip install --no-deps samtts==0.3.0`` and skip without it; the request plan and the
+missing-package message are checked everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from core.train.errors import InputError
+from speech.data.digits import DigitsSpec, build_spoken_digits, make_requests
+from speech.data.espeak import Utterance
+from speech.data.pico import PICO_PREFIX
+from speech.data.sam import SAM_PREFIX
+
+SIZES = {"train": 300, "val": 20, "test": 20}
+
+
+def _plan(monkeypatch, **shares) -> list:
+    monkeypatch.setattr("speech.data.pico.require_pico", lambda: None)  # the plan needs no engine
+    monkeypatch.setattr("speech.data.sam.require_sam", lambda: None)
+    return make_requests(DigitsSpec(num_utterances=SIZES, **shares))
+
+
+def test_sam_takes_its_share_after_pico_and_leaves_the_other_draws(monkeypatch):
+    plain = _plan(monkeypatch)
+    pico_only = _plan(monkeypatch, pico_fraction=0.2)
+    both = _plan(monkeypatch, pico_fraction=0.2, sam_fraction=0.3)
+    sam = [(split, u) for split, _, u in both if u.voice.startswith(SAM_PREFIX)]
+    assert {split for split, _ in sam} == {"train"}
+    assert 0.2 < len(sam) / SIZES["train"] < 0.4  # a binomial share of 300 at p = 0.3
+    for split, u in sam:
+        mouth, throat = map(int, u.voice.removeprefix(SAM_PREFIX).split(","))
+        assert 100 <= mouth <= 200 and 100 <= throat <= 200
+    for (s0, t0, u0), (s1, t1, u1), (s2, t2, u2) in zip(plain, pico_only, both, strict=True):
+        assert (s0, t0) == (s1, t1) == (s2, t2)  # texts and splits never move
+        assert u1.voice.startswith(PICO_PREFIX) == u2.voice.startswith(PICO_PREFIX)  # Pico's rows stay Pico's
+        if not u2.voice.startswith((PICO_PREFIX, SAM_PREFIX)):
+            assert u0 == u2
+
+
+def test_missing_sam_and_bad_shares_are_one_sentence(monkeypatch):
+    monkeypatch.setitem(sys.modules, "samtts", None)  # import fails as if not installed
+    with pytest.raises(InputError, match="pip install --no-deps samtts"):
+        DigitsSpec(sam_fraction=0.5)
+    monkeypatch.setattr("speech.data.pico.require_pico", lambda: None)
+    monkeypatch.setattr("speech.data.sam.require_sam", lambda: None)
+    with pytest.raises(ValueError, match="add up to at most 1"):
+        DigitsSpec(pico_fraction=0.6, sam_fraction=0.6)
+    with pytest.raises(ValueError, match="sam_fraction"):
+        DigitsSpec(sam_fraction=-0.1)
+
+
+def test_sam_waves_follow_the_rate_and_are_centred():
+    pytest.importorskip("samtts")
+    from speech.data.sam import synthesize
+
+    slow, fast = (Utterance("four one one seven nine", "sam:128,128", rate=r, pitch=50) for r in (130, 230))
+    first = synthesize(slow)
+    assert np.array_equal(first, synthesize(slow))
+    ratio = len(first) / len(synthesize(fast))
+    assert 1.3 < ratio < 2.0  # SAM's speed 100 vs 60 (its knob is a time scale: 1.67)
+    assert np.abs(first.astype(float)).max() > 3000
+    assert abs(float(first.mean())) < 50  # the 8-bit engine's offset removed
+
+
+def test_mixed_set_builds_with_sam_rows_at_the_model_rate():
+    pytest.importorskip("samtts")
+    spec = DigitsSpec(num_utterances={"train": 8, "val": 2, "test": 2}, sam_fraction=0.5, batch=4)
+    data = build_spoken_digits(spec, progress=False)
+    lengths = np.diff(data["offsets"].numpy())
+    assert any(v.startswith(SAM_PREFIX) for v in data["voice"])
+    for voice, text, n in zip(data["voice"], data["text"], lengths, strict=True):
+        seconds = n / data["sample_rate"]
+        assert 0.2 * len(text.split()) < seconds < 1.2 * len(text.split()) + 0.6, (voice, text, seconds)
