@@ -10,8 +10,9 @@ so a model learns the words rather than the engine:
   back), and coarse quantisation (3-8 bits, linear or mu-law: low-bit recorders, codecs and old
   synthesisers; eSpeak's held-out voices quantised to 15 levels lost half their words);
 - on the power spectrogram, before the mel filters (:meth:`SpeechAugment.spectrum`): vocal-tract-length
-  perturbation (a warp of the frequency axis, Jaitly & Hinton 2013), a random smooth equaliser, and
-  band-limiting (telephone-like low-pass and high-pass edges).
+  perturbation (a warp of the frequency axis, Jaitly & Hinton 2013) that may drift during the utterance, a
+  local time warp (the tempo drifts, so sounds keep their order but not their relative durations: another
+  engine's duration rules), a random smooth equaliser, and band-limiting (telephone-like edges).
 
 The log-mel front end normalises every utterance's mean and variance, so an overall gain changes nothing
 and is not drawn. SpecAugment's masks stay in :class:`speech.models.AudioTransformer`.
@@ -52,6 +53,15 @@ def _on_drawn_rows(wave: Tensor, lens: Tensor, p: float, transform) -> Tensor:
     return out
 
 
+def _drift(shape: tuple[int, int], u: Tensor, depth: float) -> Tensor:
+    """A smooth random curve over ``u`` ``(B, T)`` in [0, 1]: three cosines of random amplitude and phase,
+    scaled to swing at most ``depth`` either way, ``(B, T)``."""
+    k = torch.arange(1, 4, device=u.device, dtype=u.dtype)[None, :, None]  # (1, 3, 1)
+    amp = _uniform((shape[0], 3, 1), (-1.0, 1.0), u.device) * depth / 3
+    phase = _uniform((shape[0], 3, 1), (0.0, 2 * math.pi), u.device)
+    return (amp * torch.cos(math.pi * k * u[:, None] + phase)).sum(1)
+
+
 def _power(x: Tensor, mask: Tensor) -> Tensor:
     """Mean power of each row over its valid samples, ``(B, 1)``."""
     return ((x * mask) ** 2).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp_min(1.0)
@@ -67,6 +77,8 @@ class SpeechAugment:
         babble_p, babble_snr, babble_voices: probability, SNR range in dB and most talkers of babble.
         noise_p, noise_snr: probability and SNR range of white, pink or brown noise.
         vtlp: warp factor range of the frequency axis (1 = none).
+        vtlp_drift: how far (in log factor) the warp drifts either way within an utterance (0 = a constant warp).
+        time_warp: how far (in log tempo) the local tempo drifts either way within an utterance (0 = none).
         eq_p, eq_db: probability and largest swing of the random equaliser.
         bandlimit_p, lowpass_hz, highpass_hz: probability and edge ranges of band-limiting.
         quantize_p, bits: probability and bit-depth range of quantisation (half of them mu-law).
@@ -79,6 +91,7 @@ class SpeechAugment:
                  reverb_p: float = 0.3, rt60: Sequence[float] = (0.15, 0.7), babble_p: float = 0.2,
                  babble_snr: Sequence[float] = (8.0, 25.0), babble_voices: int = 3, noise_p: float = 0.3,
                  noise_snr: Sequence[float] = (10.0, 40.0), vtlp: Sequence[float] = (0.88, 1.12),
+                 vtlp_drift: float = 0.0, time_warp: float = 0.0,
                  eq_p: float = 0.5, eq_db: float = 8.0, bandlimit_p: float = 0.3,
                  lowpass_hz: Sequence[float] = (3000.0, 7000.0), highpass_hz: Sequence[float] = (50.0, 400.0),
                  quantize_p: float = 0.0, bits: Sequence[int] = (3, 8), lowrate_p: float = 0.0,
@@ -95,6 +108,9 @@ class SpeechAugment:
         self.babble_p, self.babble_snr, self.babble_voices = babble_p, babble_snr, max(1, int(babble_voices))
         self.noise_p, self.noise_snr = noise_p, noise_snr
         self.vtlp, self.eq_p, self.eq_db = vtlp, eq_p, eq_db
+        if vtlp_drift < 0 or time_warp < 0:
+            raise ValueError(f"augment.vtlp_drift={vtlp_drift} and augment.time_warp={time_warp} must be >= 0.")
+        self.vtlp_drift, self.time_warp = float(vtlp_drift), float(time_warp)
         self.bandlimit_p, self.lowpass_hz, self.highpass_hz = bandlimit_p, lowpass_hz, highpass_hz
         if not 1 <= int(bits[0]) <= int(bits[1]) <= 16:
             raise ValueError(f"augment.bits={list(bits)} must be a range within 1..16.")
@@ -195,23 +211,51 @@ class SpeechAugment:
     def frequencies(self, num_bins: int, device: torch.device) -> Tensor:
         return torch.linspace(0, self.sample_rate / 2, num_bins, device=device)
 
-    def spectrum(self, power: Tensor) -> Tensor:
-        """``power`` (B, F, T) after vocal-tract-length warping, equalisation and band-limiting."""
-        return self.warp(power) * self.gain(power.shape[0], power.shape[1], power.device)[..., None]
+    def spectrum(self, power: Tensor, frames: Tensor | None = None) -> Tensor:
+        """``power`` (B, F, T) after vocal-tract-length warping, a local time warp within each utterance's
+        ``frames`` (B,) (all T when not given), equalisation and band-limiting."""
+        b, _, t = power.shape
+        frames = torch.full((b,), t, device=power.device) if frames is None else frames.clamp(max=t)
+        u = torch.arange(t, device=power.device, dtype=power.dtype)[None] / (frames[:, None] - 1).clamp(min=1)
+        power = self.retime(self.warp(power, u), u, frames)
+        return power * self.gain(b, power.shape[1], power.device)[..., None]
 
-    def warp(self, power: Tensor) -> Tensor:
+    def warp(self, power: Tensor, u: Tensor | None = None) -> Tensor:
         """Vocal-tract-length perturbation: bin ``f`` takes the power of ``f / alpha`` below a boundary
-        frequency and a straight line to Nyquist above it, so the warp keeps the band's edges."""
-        b, nbins, _ = power.shape
-        alpha = _uniform((b, 1), self.vtlp, power.device)
-        f = torch.arange(nbins, device=power.device, dtype=power.dtype)[None]  # (1, F) in bins
+        frequency and a straight line to Nyquist above it, so the warp keeps the band's edges. ``alpha`` drifts
+        by up to ``vtlp_drift`` over the utterance's time ``u`` (B, T) in [0, 1]."""
+        b, nbins, t = power.shape
+        alpha = _uniform((b, 1), self.vtlp, power.device)[..., None]  # (B, 1, 1)
+        if self.vtlp_drift > 0 and u is not None:
+            alpha = alpha * _drift((b, t), u, self.vtlp_drift).exp()[:, None]  # (B, 1, T)
+        f = torch.arange(nbins, device=power.device, dtype=power.dtype)[None, :, None]  # (1, F, 1) in bins
         top = nbins - 1
-        edge = 0.85 * top * torch.minimum(alpha, torch.ones_like(alpha))  # boundary in output bins
+        edge = 0.85 * top * alpha.clamp(max=1.0)  # boundary in output bins
         src = torch.where(f <= edge, f / alpha, edge / alpha + (f - edge) * (top - edge / alpha) / (top - edge))
         lo = src.floor().clamp(0, top - 1)
-        w = (src - lo).clamp(0, 1)[..., None]
-        lo = lo.long()[..., None].expand(-1, -1, power.shape[2])
+        w = (src - lo).clamp(0, 1)
+        lo = lo.long().expand(-1, -1, t)
+        w = w.expand(-1, -1, t)
         return power.gather(1, lo) * (1 - w) + power.gather(1, lo + 1) * w
+
+    def retime(self, power: Tensor, u: Tensor, frames: Tensor) -> Tensor:
+        """Local time warp: output frame ``i`` of an utterance reads source time ``s(i)``, a monotonic map of its
+        valid frames onto themselves whose slope (the tempo) drifts by up to ``time_warp`` in log; the first and
+        last frames stay, padding is untouched."""
+        if self.time_warp <= 0:
+            return power
+        b, nbins, t = power.shape
+        valid = u <= 1.0
+        tempo = _drift((b, t), u, self.time_warp).exp() * valid
+        src = torch.cumsum(tempo, 1) - tempo[:, :1]  # 0 at the first frame
+        last = src.gather(1, (frames[:, None] - 1).clamp(min=0)).clamp_min(1e-6)
+        ramp = torch.arange(t, device=power.device, dtype=power.dtype)[None].expand(b, -1)
+        src = torch.where(valid, src / last * (frames[:, None] - 1).clamp(min=0), ramp)
+        lo = src.floor().clamp(0, max(t - 2, 0))
+        w = (src - lo).clamp(0, 1)[:, None]
+        lo = lo.long()[:, None].expand(-1, nbins, -1)
+        hi = (lo + 1).clamp(max=t - 1)
+        return power.gather(2, lo) * (1 - w) + power.gather(2, hi) * w
 
     def gain(self, batch: int, num_bins: int, device: torch.device) -> Tensor:
         """Power gain per utterance and bin ``(B, F)``: a smooth random equaliser over the mel axis

@@ -21,6 +21,7 @@ import functools
 from collections.abc import Callable
 
 import torch
+import torchaudio
 import torchaudio.transforms as T
 from torch import Tensor, nn
 
@@ -34,13 +35,25 @@ __all__ = ["AudioTransformer", "CommandClassifier", "ConvSubsampling", "CTCModel
 
 
 class LogMel(nn.Module):
-    """Log-mel features with per-utterance mean/variance normalisation over valid frames."""
+    """Log-mel features with per-utterance mean/variance normalisation over valid frames.
 
-    def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int) -> None:
+    ``lifter`` > 0 keeps only that many cepstral coefficients of each frame (a DCT over the mel axis, truncated,
+    and back): the spectral envelope stays on the mel axis while the harmonics of the voice's pitch, which a
+    synthesiser draws its own way, are smoothed out.
+    """
+
+    def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, lifter: int = 0) -> None:
         super().__init__()
+        if not 0 <= lifter <= n_mels:
+            raise ValueError(f"model.lifter={lifter} must be in 0..n_mels={n_mels} (0: no liftering).")
         self.hop_length = hop_length
         self.mel = T.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop_length,
                                     n_mels=n_mels, center=True, power=2.0)
+        smooth = None
+        if lifter:
+            dct = torchaudio.functional.create_dct(lifter, n_mels, norm="ortho")  # (n_mels, lifter), orthonormal
+            smooth = dct @ dct.T  # projection onto the first ``lifter`` cepstral coefficients
+        self.register_buffer("smooth", smooth, persistent=False)
 
     def frames(self, lengths: Tensor) -> Tensor:
         """Frames of ``lengths`` samples (``center=True``): ``L // hop + 1``."""
@@ -54,6 +67,8 @@ class LogMel(nn.Module):
             if spectral is not None:
                 power = spectral(power)
             feats = (self.mel.mel_scale(power) + 1e-6).log().transpose(1, 2)  # (B, T, M)
+            if self.smooth is not None:
+                feats = feats @ self.smooth
         n = self.frames(lengths).clamp(max=feats.shape[1])
         valid = (torch.arange(feats.shape[1], device=wave.device)[None] < n[:, None]).unsqueeze(-1)  # (B, T, 1)
         cnt = n.clamp(min=1)[:, None, None].float()
@@ -86,6 +101,7 @@ class AudioTransformer(nn.Module):
 
     Args:
         sample_rate, n_fft, hop_length, n_mels: front end (defaults: 25 ms windows, 10 ms hop, 80 mels).
+        lifter: cepstral coefficients the front end keeps per frame (:class:`LogMel`; 0: all).
         freq_masks, freq_mask_param, time_masks, time_mask_frac: SpecAugment in training (torchaudio).
         augment: keyword arguments of :class:`speech.augment.SpeechAugment` (speed, reverberation, babble,
             noise, vocal-tract-length warp, equaliser, band-limiting) applied in training, or ``None``.
@@ -101,7 +117,7 @@ class AudioTransformer(nn.Module):
     pos_ndim = 1
 
     def __init__(self, *, sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
-                 n_mels: int = 80, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
+                 n_mels: int = 80, lifter: int = 0, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
                  time_mask_frac: float = 0.05, subsample_channels: int = 64, dim: int = 144, depth: int = 6,
                  num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
                  drop_path: float = 0.0, conv_kernel: int = 0, conv_norm: str = "group", macaron: bool = False,
@@ -116,7 +132,8 @@ class AudioTransformer(nn.Module):
         if hop_length <= 0 or n_fft < hop_length:
             raise ValueError(f"model.hop_length={hop_length} must be positive and at most model.n_fft={n_fft}.")
         self.dim, self.sample_rate, self.hop_length = dim, int(sample_rate), hop_length
-        self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                               lifter=lifter)
         self.augment = (SpeechAugment(sample_rate=sample_rate, **dict(augment))
                         if augment else None)
         self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_param, iid_masks=True) for _ in range(freq_masks))
@@ -165,7 +182,7 @@ class AudioTransformer(nn.Module):
         spectral = None
         if self.training and self.augment is not None:
             wave, wave_lens = self.augment.wave(wave, wave_lens)
-            spectral = self.augment.spectrum
+            spectral = functools.partial(self.augment.spectrum, frames=self.frontend.frames(wave_lens))
         feats, n = self.frontend(wave, wave_lens, spectral)
         if self.training:
             feats = self.spec_augment(feats, n)

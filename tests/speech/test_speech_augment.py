@@ -80,6 +80,37 @@ def test_vocal_tract_warp_moves_a_formant_by_alpha_and_keeps_identity():
     assert torch.allclose(_aug(vtlp=[0.9, 0.9]).warp(torch.ones(2, 201, 4)), torch.ones(2, 201, 4))  # flat stays flat
 
 
+def test_drifting_warp_moves_a_formant_within_its_bounds_over_time():
+    torch.manual_seed(1)
+    power = torch.zeros(4, 201, 60)
+    power[:, 60] = 1.0
+    u = torch.linspace(0, 1, 60)[None].expand(4, -1)
+    peaks = _aug(vtlp=[1.0, 1.0], vtlp_drift=0.1).warp(power, u)[:, :, :].argmax(1).float()  # (B, T) in bins
+    assert ((peaks >= 60 * math.exp(-0.1) - 1) & (peaks <= 60 * math.exp(0.1) + 1)).all()
+    assert (peaks.max(1).values - peaks.min(1).values).max() >= 2  # the formant moves during an utterance
+    steady = _aug(vtlp=[1.1, 1.1]).warp(power, u).argmax(1)
+    assert (steady == 66).all()  # no drift: the constant warp
+
+
+def test_time_warp_keeps_order_ends_and_padding():
+    torch.manual_seed(2)
+    frames = torch.tensor([80, 50])
+    ramp = torch.arange(80.0)[None, None].expand(2, 3, -1).clone()  # each frame holds its own time
+    u = torch.arange(80.0)[None] / (frames[:, None] - 1)
+    out = _aug(time_warp=0.3).retime(ramp, u, frames)
+    swings = []
+    for row, n in enumerate(frames.tolist()):
+        src = out[row, 0]
+        assert src[0] == 0 and abs(float(src[n - 1]) - (n - 1)) < 1e-3  # the ends stay
+        steps = src[:n].diff()
+        assert (steps > 0).all()  # in order
+        swings.append(float(steps.max() - steps.min()))
+        assert bool((steps > math.exp(-0.3) * 0.9).all() and (steps < math.exp(0.3) * 1.1).all())
+        assert torch.equal(src[n:], ramp[row, 0, n:])  # padding untouched
+    assert max(swings) > 0.1  # the tempo drifts within an utterance
+    assert torch.equal(_aug().retime(ramp, u, frames), ramp)  # time_warp 0: unchanged
+
+
 def test_band_limit_and_equaliser_gains():
     torch.manual_seed(4)
     hz = _aug().frequencies(201, torch.device("cpu"))
@@ -155,6 +186,8 @@ def test_bad_settings_say_which():
         SpeechAugment(sample_rate=SR, reverb_p=1.5)
     with pytest.raises(ValueError, match="speeds"):
         SpeechAugment(sample_rate=SR, speeds=[0.0])
+    with pytest.raises(ValueError, match="time_warp"):
+        SpeechAugment(sample_rate=SR, time_warp=-0.1)
     with pytest.raises(ValueError, match="bits"):
         SpeechAugment(sample_rate=SR, bits=[8, 3])
     with pytest.raises(ValueError, match="low_rates"):

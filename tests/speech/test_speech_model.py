@@ -37,6 +37,26 @@ def test_features_match_torchaudio_and_count_frames():
     assert torch.allclose(feats[1, :51].mean(0), torch.zeros(40), atol=1e-4)
 
 
+def test_lifter_keeps_the_first_cepstral_coefficients_per_frame():
+    from scipy.fft import dct, idct
+
+    t = torch.arange(16000) / 16000
+    wave = sum(torch.sin(2 * torch.pi * 220 * k * t) / k for k in range(1, 30))[None]  # a 220 Hz buzz
+    lens = torch.tensor([16000])
+    m = small(lifter=12).eval()
+    feats, _ = m.features(wave, lens)
+    ref = T.MelSpectrogram(16000, n_fft=400, hop_length=160, n_mels=40)(wave[0]).add(1e-6).log().T.numpy()
+    ceps = dct(ref, type=2, norm="ortho", axis=1)
+    ceps[:, 12:] = 0
+    ref = torch.from_numpy(idct(ceps, type=2, norm="ortho", axis=1)).float()
+    ref = (ref - ref.mean(0)) / (ref.var(0, unbiased=False) + 1e-5).sqrt()
+    assert torch.allclose(feats[0], ref, atol=2e-3)
+    full, _ = small(lifter=40).eval().features(wave, lens)
+    assert torch.allclose(full, small().eval().features(wave, lens)[0], atol=1e-3)  # all coefficients: no change
+    with pytest.raises(ValueError, match="model.lifter"):
+        small(lifter=41)
+
+
 def test_subsampling_frame_times_and_padding():
     m = small().eval()
     feats = torch.randn(2, 101, 40)
