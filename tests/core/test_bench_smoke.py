@@ -97,3 +97,17 @@ def test_speech_peer_trains_both_encoders_and_prints_ratios(capsys):
     assert rc == 0 and "torchaudio_conformer" in out and "ours / peer" in out
     row = next(ln for ln in out.splitlines() if "ours / peer" in ln)
     assert float(row.split("│")[2]) == 1.0  # equal size: ours has only the encoder's closing norm more
+
+
+def test_other_engine_levers_table_and_plot(tmp_path, capsys):
+    """The levers record prints means with t intervals over its own seeds and draws one PNG."""
+    csv = tmp_path / "levers.csv"
+    csv.write_text("lever,override,seed,sam_wer,pico_wer,scorer,trained_on\n"
+                   "recipe,,0,0.10,0.30,bench,espeak\nrecipe,,1,0.20,0.20,bench,espeak\n"
+                   "with sam,data.sam_fraction=0.25,0,0.02,0.31,bench,espeak+sam\n")
+    png = tmp_path / "levers.png"
+    load_bench("plot_other_engine_levers").main(["--csv", str(csv), "--png", str(png)])
+    out = capsys.readouterr().out
+    half = 12.706 * 0.0707107 / 2**0.5  # t(0.975, 1) * sd / sqrt(2) for 0.10, 0.20
+    assert f"0.150 ± {half:.3f} (n=2)" in out and "0.020 (n=1)" in out
+    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
