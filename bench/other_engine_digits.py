@@ -45,12 +45,10 @@ class Recording(NamedTuple):
 
 def sam_wave(text: str, rng: np.random.Generator) -> np.ndarray:
     """float32 waveform at 22,050 Hz of ``text`` in a random SAM voice."""
-    from samtts import SamTTS
+    from speech.data.sam import speak
 
-    voice = SamTTS(speed=int(rng.integers(55, 95)), pitch=int(rng.integers(45, 100)),
-                   mouth=int(rng.integers(110, 190)), throat=int(rng.integers(100, 190)))
-    raw = np.frombuffer(bytes(voice.get_audio_data(text)), dtype=np.uint8).astype(np.float32)
-    return (raw - 128.0) / 128.0
+    return speak(text, speed=int(rng.integers(55, 95)), pitch=int(rng.integers(45, 100)),
+                 mouth=int(rng.integers(110, 190)), throat=int(rng.integers(100, 190)))
 
 
 def pico_wave(text: str, rng: np.random.Generator) -> np.ndarray:
