@@ -1,13 +1,14 @@
 """What each measured lever did to the spoken-digits WER on voices from other synthesis engines.
 
-Reads ``bench/other_engine_levers.csv`` (one row per lever and training seed: the override, the seed, the WER
-``bench/other_engine_digits.py`` gave on SAM and on SVOX Pico, which scorer (``bench``, or ``piecewise``: a
-script, not kept, that decoded each piece of a recording alone, where the recipe's seeds score within 0.001 of
-the bench), and which engines spoke the training set), prints a table of means with 95 % Student-t intervals over seeds, and draws every seed as a dot
-beside its lever's mean and interval (``--png``), over a band for the first row's interval (the recipe). A WER on an engine that spoke part of the training set is
-drawn hollow: it is not a held-out engine.
+Reads ``bench/other_engine_levers.csv``, one row per lever and training seed: the change (an override where
+there is one), the seed, the WER ``bench/other_engine_digits.py`` gave on SAM and on SVOX Pico, the scorer
+(``bench``, or ``piecewise``: a script, not kept, that decoded each piece of a recording alone, where the
+recipe's seeds score within 0.001 of the bench) and which engines spoke the training set. Prints a table of
+means with 95 % Student-t intervals over seeds and draws every seed as a dot beside its lever's mean and
+interval (``--png``), over a band for the first row's interval (the recipe). A WER on an engine that spoke
+part of the training set is drawn hollow: it is not a held-out engine.
 
-    python bench/plot_other_engine_levers.py [--csv bench/other_engine_levers.csv] [--png bench/other_engine_levers.png]
+    python bench/plot_other_engine_levers.py [--csv other_engine_levers.csv] [--png other_engine_levers.png]
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ def read_levers(path: Path) -> dict[str, list[dict]]:
     return levers
 
 
+def wers(rows: list[dict], engine: str) -> list[float]:
+    return [float(r[f"{engine}_wer"]) for r in rows]
+
+
 def summary(rows: list[dict], engine: str) -> str:
     """``mean ± half-interval (n)``, or the single value when there is one seed."""
-    return cell_stats([float(r[f"{engine}_wer"]) for r in rows]).text(3)
+    return cell_stats(wers(rows, engine)).text(3)
 
 
 def plot(levers: dict[str, list[dict]], path: Path) -> None:
@@ -51,7 +56,7 @@ def plot(levers: dict[str, list[dict]], path: Path) -> None:
     for ax, (engine, title) in zip(axes, ENGINES.items(), strict=True):
         for y, name in enumerate(names):
             rows = levers[name]
-            values = [float(r[f"{engine}_wer"]) for r in rows]
+            values = wers(rows, engine)
             seen = any(engine in r["trained_on"].split("+") for r in rows)
             colour = "tab:grey" if seen else "tab:blue"
             ax.scatter(values, [y] * len(values), s=18, facecolors="none" if seen else colour, edgecolors=colour,
@@ -60,7 +65,7 @@ def plot(levers: dict[str, list[dict]], path: Path) -> None:
                 s = cell_stats(values)
                 ax.errorbar(s.mean, y + 0.25, xerr=[[s.mean - s.low], [s.high - s.mean]], fmt="|", color=colour,
                             capsize=3)
-        base = cell_stats([float(r[f"{engine}_wer"]) for r in levers[names[0]]])
+        base = cell_stats(wers(levers[names[0]], engine))
         ax.axvspan(base.low, base.high, color="tab:blue", alpha=0.08, label=f"{names[0]}: 95% interval")
         ax.axvline(TARGET, color="tab:red", ls="--", lw=1, label=f"target {TARGET}")
         ax.set_title(f"{title} (WER, lower is better)")

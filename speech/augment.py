@@ -245,7 +245,7 @@ class SpeechAugment:
         if self.time_warp <= 0:
             return power
         b, nbins, t = power.shape
-        valid = u <= 1.0
+        valid = torch.arange(t, device=power.device)[None] < frames[:, None]
         tempo = _drift((b, t), u, self.time_warp).exp() * valid
         src = torch.cumsum(tempo, 1) - tempo[:, :1]  # 0 at the first frame
         last = src.gather(1, (frames[:, None] - 1).clamp(min=0)).clamp_min(1e-6)

@@ -83,7 +83,8 @@ class DigitsSpec:
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("data.min_digits must be >= 1 and <= data.max_digits.")
         check_count(self.random_voices)
-        if not (0.0 <= self.pico_fraction and 0.0 <= self.sam_fraction and self.pico_fraction + self.sam_fraction <= 1.0):
+        shares = (self.pico_fraction, self.sam_fraction)
+        if min(shares) < 0.0 or sum(shares) > 1.0:
             raise ValueError(f"data.pico_fraction={self.pico_fraction} and data.sam_fraction={self.sam_fraction} "
                              "must be shares in [0, 1] that add up to at most 1.")
         if self.pico_fraction > 0:

@@ -3,8 +3,9 @@
 SAM is a 1982 formant synthesiser with its own phoneme rules and a three-formant voice set by four knobs
 (speed, pitch, mouth, throat); it shares no code or data with eSpeak NG or SVOX Pico. The ``samtts`` package
 is pure Python (``pip install --no-deps samtts==0.3.0``: its declared dependencies are only for playback),
-so it needs no compiler. Voices are drawn over the ranges of SAM's own presets (speed 60-100, pitch 30-90,
-mouth 100-200, throat 100-200); one utterance takes about 10 ms, in process.
+so it needs no compiler. Mouth and throat are drawn over the span of SAM's own presets (100-200 each); speed
+and pitch follow the utterance's eSpeak rate and pitch (:func:`synthesize`). One utterance takes about 10 ms,
+in process.
 """
 
 from __future__ import annotations
@@ -56,4 +57,5 @@ def synthesize(u: Utterance) -> np.ndarray:
     speed = round(100 - 40 * (u.rate - 130) / 100)
     pitch = round(90 - 0.6 * u.pitch)
     x = speak(u.text, speed=speed, pitch=pitch, mouth=mouth, throat=throat)
-    return ((x - x.mean()) * 32767).astype(np.int16)  # SAM's 8-bit output sits off zero
+    x = x - x.mean()  # SAM's 8-bit output sits off zero; centred, its negative peak may pass -1
+    return (x / max(1.0, float(np.abs(x).max())) * 32767).astype(np.int16)

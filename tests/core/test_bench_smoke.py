@@ -102,7 +102,7 @@ def test_speech_peer_trains_both_encoders_and_prints_ratios(capsys):
 def test_other_engine_levers_table_and_plot(tmp_path, capsys):
     """The levers record prints means with t intervals over its own seeds and draws one PNG."""
     csv = tmp_path / "levers.csv"
-    csv.write_text("lever,override,seed,sam_wer,pico_wer,scorer,trained_on\n"
+    csv.write_text("lever,change,seed,sam_wer,pico_wer,scorer,trained_on\n"
                    "recipe,,0,0.10,0.30,bench,espeak\nrecipe,,1,0.20,0.20,bench,espeak\n"
                    "with sam,data.sam_fraction=0.25,0,0.02,0.31,bench,espeak+sam\n")
     png = tmp_path / "levers.png"

@@ -6,6 +6,7 @@ missing-package message are checked everywhere.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 
 import numpy as np
@@ -18,6 +19,8 @@ from speech.data.pico import PICO_PREFIX
 from speech.data.sam import SAM_PREFIX
 
 SIZES = {"train": 300, "val": 20, "test": 20}
+# sha1 of repr(make_requests(...)) for these sizes, computed on the code before SAM existed (commit 09f0487)
+PLAN_DIGESTS = {0.0: "1f3aad563374bb33d6242d6f1cc42a93f71aefc1", 0.2: "73b00ce0d6b2482ea4c4628386d0ca35f1684ec1"}
 
 
 def _plan(monkeypatch, **shares) -> list:
@@ -29,6 +32,8 @@ def _plan(monkeypatch, **shares) -> list:
 def test_sam_takes_its_share_after_pico_and_leaves_the_other_draws(monkeypatch):
     plain = _plan(monkeypatch)
     pico_only = _plan(monkeypatch, pico_fraction=0.2)
+    for fraction, plan in ((0.0, plain), (0.2, pico_only)):  # the plans without SAM are the ones before it
+        assert hashlib.sha1(repr(plan).encode()).hexdigest() == PLAN_DIGESTS[fraction]
     both = _plan(monkeypatch, pico_fraction=0.2, sam_fraction=0.3)
     sam = [(split, u) for split, _, u in both if u.voice.startswith(SAM_PREFIX)]
     assert {split for split, _ in sam} == {"train"}
@@ -38,12 +43,13 @@ def test_sam_takes_its_share_after_pico_and_leaves_the_other_draws(monkeypatch):
         assert 100 <= mouth <= 200 and 100 <= throat <= 200
     for (s0, t0, u0), (s1, t1, u1), (s2, t2, u2) in zip(plain, pico_only, both, strict=True):
         assert (s0, t0) == (s1, t1) == (s2, t2)  # texts and splits never move
-        assert u1.voice.startswith(PICO_PREFIX) == u2.voice.startswith(PICO_PREFIX)  # Pico's rows stay Pico's
-        if not u2.voice.startswith((PICO_PREFIX, SAM_PREFIX)):
-            assert u0 == u2
+        if u1.voice.startswith(PICO_PREFIX):
+            assert u1 == u2  # Pico's rows stay as they were, voice included
+        elif not u2.voice.startswith(SAM_PREFIX):
+            assert u0 == u2  # and so do eSpeak's
 
 
-def test_missing_sam_and_bad_shares_are_one_sentence(monkeypatch):
+def test_missing_sam_and_bad_shares_say_what_to_do(monkeypatch):
     monkeypatch.setitem(sys.modules, "samtts", None)  # import fails as if not installed
     with pytest.raises(InputError, match="pip install --no-deps samtts"):
         DigitsSpec(sam_fraction=0.5)
@@ -57,10 +63,13 @@ def test_missing_sam_and_bad_shares_are_one_sentence(monkeypatch):
 
 def test_sam_waves_follow_the_rate_and_are_centred():
     pytest.importorskip("samtts")
-    from speech.data.sam import synthesize
+    from speech.data.sam import speak, synthesize
 
     slow, fast = (Utterance("four one one seven nine", "sam:128,128", rate=r, pitch=50) for r in (130, 230))
     first = synthesize(slow)
+    raw = speak("four one one seven nine", speed=100, pitch=60, mouth=128, throat=128)
+    ref = (raw - raw.mean()) / max(1.0, np.abs(raw - raw.mean()).max())
+    assert np.abs(first / 32767 - ref).max() < 1e-4  # the engine's samples, centred, without wrapping around
     assert np.array_equal(first, synthesize(slow))
     ratio = len(first) / len(synthesize(fast))
     assert 1.3 < ratio < 2.0  # SAM's speed 100 vs 60 (its knob is a time scale: 1.67)

@@ -109,6 +109,9 @@ def test_time_warp_keeps_order_ends_and_padding():
         assert torch.equal(src[n:], ramp[row, 0, n:])  # padding untouched
     assert max(swings) > 0.1  # the tempo drifts within an utterance
     assert torch.equal(_aug().retime(ramp, u, frames), ramp)  # time_warp 0: unchanged
+    one = torch.tensor([1, 80])  # a one-frame utterance keeps its padding too
+    u1 = torch.arange(80.0)[None] / (one[:, None] - 1).clamp(min=1)
+    assert torch.equal(_aug(time_warp=0.3).retime(ramp, u1, one)[0], ramp[0])
 
 
 def test_band_limit_and_equaliser_gains():
