@@ -53,13 +53,13 @@ def _on_drawn_rows(wave: Tensor, lens: Tensor, p: float, transform) -> Tensor:
     return out
 
 
-def _drift(shape: tuple[int, int], u: Tensor, depth: float) -> Tensor:
-    """A smooth random curve over ``u`` ``(B, T)`` in [0, 1]: three cosines of random amplitude and phase,
-    scaled to swing at most ``depth`` either way, ``(B, T)``."""
-    k = torch.arange(1, 4, device=u.device, dtype=u.dtype)[None, :, None]  # (1, 3, 1)
-    amp = _uniform((shape[0], 3, 1), (-1.0, 1.0), u.device) * depth / 3
-    phase = _uniform((shape[0], 3, 1), (0.0, 2 * math.pi), u.device)
-    return (amp * torch.cos(math.pi * k * u[:, None] + phase)).sum(1)
+def _cosines(batch: int, x: Tensor, depth: float, terms: int) -> Tensor:
+    """A smooth random curve per utterance over ``x`` ``(B or 1, N)`` in [0, 1]: ``terms`` cosines of random
+    amplitude and phase, swinging at most ``depth`` either way, ``(B, N)``."""
+    k = torch.arange(1, terms + 1, device=x.device, dtype=x.dtype)[None, :, None]  # (1, K, 1)
+    amp = _uniform((batch, terms, 1), (-1.0, 1.0), x.device) * depth / terms
+    phase = _uniform((batch, terms, 1), (0.0, 2 * math.pi), x.device)
+    return (amp * torch.cos(math.pi * k * x[:, None] + phase)).sum(1)
 
 
 def _power(x: Tensor, mask: Tensor) -> Tensor:
@@ -227,7 +227,7 @@ class SpeechAugment:
         b, nbins, t = power.shape
         alpha = _uniform((b, 1), self.vtlp, power.device)[..., None]  # (B, 1, 1)
         if self.vtlp_drift > 0 and u is not None:
-            alpha = alpha * _drift((b, t), u, self.vtlp_drift).exp()[:, None]  # (B, 1, T)
+            alpha = alpha * _cosines(b, u, self.vtlp_drift, 3).exp()[:, None]  # (B, 1, T)
         f = torch.arange(nbins, device=power.device, dtype=power.dtype)[None, :, None]  # (1, F, 1) in bins
         top = nbins - 1
         edge = 0.85 * top * alpha.clamp(max=1.0)  # boundary in output bins
@@ -246,7 +246,7 @@ class SpeechAugment:
             return power
         b, nbins, t = power.shape
         valid = torch.arange(t, device=power.device)[None] < frames[:, None]
-        tempo = _drift((b, t), u, self.time_warp).exp() * valid
+        tempo = _cosines(b, u, self.time_warp, 3).exp() * valid
         src = torch.cumsum(tempo, 1) - tempo[:, :1]  # 0 at the first frame
         last = src.gather(1, (frames[:, None] - 1).clamp(min=0)).clamp_min(1e-6)
         ramp = torch.arange(t, device=power.device, dtype=power.dtype)[None].expand(b, -1)
@@ -262,11 +262,7 @@ class SpeechAugment:
         (four cosines, up to ``eq_db``), times low-/high-pass edges where band-limiting is drawn."""
         hz = self.frequencies(num_bins, device)[None]  # (1, F)
         mel = 2595.0 * torch.log10(1.0 + hz / 700.0)
-        x = mel / mel[:, -1:]
-        k = torch.arange(1, 5, device=device).float()[None, :, None]  # (1, 4, 1)
-        amp = _uniform((batch, 4, 1), (-1.0, 1.0), device) * self.eq_db / 4
-        phase = _uniform((batch, 4, 1), (0.0, 2 * math.pi), device)
-        db = (amp * torch.cos(math.pi * k * x[:, None] + phase)).sum(1)  # (B, F)
+        db = _cosines(batch, mel / mel[:, -1:], self.eq_db, 4)  # (B, F)
         db = db * (torch.rand(batch, 1, device=device) < self.eq_p).float()
         g = 10 ** (db / 10)
         on = (torch.rand(batch, 1, device=device) < self.bandlimit_p).float()
