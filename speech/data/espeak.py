@@ -28,6 +28,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_initialised_from: Path | None = None  # the data folder this process's library was started on
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def available_variants(data_path: str | Path | None = None) -> list[str]:
 class Espeak:
     """A synchronous eSpeak NG engine returning int16 waveforms at :attr:`sample_rate` (22,050 Hz).
 
-    One engine per process: the library is a process-wide singleton. ``data_path`` is an
+    One data folder per process: the library is a process-wide singleton, and restarting it on another
+    folder can crash the process, so that is refused (use :func:`run_batch_in_subprocess`). ``data_path`` is an
     ``espeak-ng-data`` folder (default: the wheel's; :func:`speech.data.voices.voice_data_dir` makes one
     with drawn voices).
     """
@@ -73,7 +75,11 @@ class Espeak:
     def __init__(self, data_path: str | Path | None = None) -> None:
         import espeakng_loader
 
-        data_path = data_root(data_path)
+        global _initialised_from
+        data_path = data_root(data_path).resolve()
+        if _initialised_from is not None and _initialised_from != data_path:
+            raise RuntimeError(f"eSpeak NG already runs on {_initialised_from} in this process; synthesise from "
+                               f"{data_path} in a fresh process (speech.data.espeak.run_batch_in_subprocess).")
         self._lib = lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
@@ -83,6 +89,7 @@ class Espeak:
         self.sample_rate = int(lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, str(data_path).encode(), 0))
         if self.sample_rate <= 0:
             raise RuntimeError("eSpeak NG failed to initialise from the espeakng-loader wheel.")
+        _initialised_from = data_path
         self._chunks: list[np.ndarray] = []
         self._callback = _CALLBACK(self._collect)  # keep a reference: the library holds the pointer
         lib.espeak_SetSynthCallback(self._callback)
@@ -132,7 +139,8 @@ def run_batch_in_subprocess(requests: list[Utterance], out_path: str,
     proc = subprocess.run(argv, input=payload, text=True,
                           capture_output=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"eSpeak NG worker failed: {proc.stderr.strip().splitlines()[-1:]}")
+        last_line = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"eSpeak NG worker failed: {last_line}")
     with np.load(out_path) as z:
         sr = int(z["sample_rate"])
         lengths, audio = z["lengths"], z["audio"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from speech.data.digits import SPLITS, DigitsSpec, make_requests
-from speech.data.espeak import Espeak, Utterance, available_variants, wheel_data_path
+from speech.data.espeak import Utterance, available_variants, run_batch_in_subprocess, wheel_data_path
 from speech.data.voices import FORMANT_SCALE, MAX_VOICES, random_variant, random_voice_names, voice_data_dir
 
 
@@ -25,8 +25,9 @@ def test_overlay_holds_the_wheel_and_the_drawn_voices(tmp_path):
     again = voice_data_dir(tmp_path / "again", wheel_data_path(), 3, seed=0)
     for name in random_voice_names(3):
         assert (root / "voices" / "!v" / name).read_text() == (again / "voices" / "!v" / name).read_text()
-    engine = Espeak(root)
-    wave = engine.synthesize(Utterance("seven four", f"en+{random_voice_names(3)[1]}"))
+    # A fresh process per data folder: the library is a process-wide singleton (speech.data.espeak.Espeak).
+    _, (wave,) = run_batch_in_subprocess([Utterance("seven four", f"en+{random_voice_names(3)[1]}")],
+                                         str(tmp_path / "drawn.npz"), root)
     assert np.abs(wave).max() > 1000
     with pytest.raises(ValueError, match="can be drawn"):  # eSpeak would silently lose voices past its list's end
         voice_data_dir(tmp_path / "many", wheel_data_path(), MAX_VOICES, seed=0)
@@ -45,9 +46,9 @@ def test_first_formant_follows_the_voice_file(tmp_path):
     root = voice_data_dir(tmp_path, wheel_data_path(), 0, seed=0)
     for name, f1 in (("low", 75), ("high", 145)):
         (root / "voices" / "!v" / name).write_text(f"language variant\nname {name}\nformant 1 {f1} 100 100\n")
-    engine = Espeak(root)
-    low, high = (_f1_centroid(engine.synthesize(Utterance("ah ah", f"en+{n}")), engine.sample_rate)
-                 for n in ("low", "high"))
+    sr, waves = run_batch_in_subprocess([Utterance("ah ah", f"en+{n}") for n in ("low", "high")],
+                                        str(tmp_path / "f1.npz"), root)
+    low, high = (_f1_centroid(w, sr) for w in waves)
     assert high > 1.4 * low  # 145 % vs 75 % of the table's F1 moves the low band's centre by about that much
 
 

@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from speech.data.digits import SpokenDigitsDataModule
-from speech.data.espeak import Espeak, Utterance, available_variants
+from speech.data.espeak import Utterance, available_variants, run_batch_in_subprocess
 from speech.data.digits import DIGIT_WORDS, SPLITS, DigitsSpec, build_spoken_digits, make_requests
 
 TINY = {"train": 6, "val": 2, "test": 3}
 
 
-def test_engine_speaks_and_validates_voices():
-    eng = Espeak()
-    assert eng.sample_rate == 22050
-    wave = eng.synthesize(Utterance("one two three", "en-us+f2", seed=1))
-    assert wave.dtype == np.int16 and 0.6 < len(wave) / eng.sample_rate < 3.0 and np.abs(wave).max() > 1000
+def test_engine_speaks_and_validates_voices(tmp_path):
+    # Fresh processes, as the builder runs it: the library is a process-wide singleton.
+    sr, (wave,) = run_batch_in_subprocess([Utterance("one two three", "en-us+f2", seed=1)], str(tmp_path / "a.npz"))
+    assert sr == 22050
+    assert wave.dtype == np.int16 and 0.6 < len(wave) / sr < 3.0 and np.abs(wave).max() > 1000
     assert {"m1", "f5", "klatt"} <= set(available_variants())
-    with pytest.raises(ValueError, match="variant"):
-        eng.synthesize(Utterance("one", "en+nosuchvoice"))
-    with pytest.raises(ValueError, match="voice"):
-        eng.synthesize(Utterance("one", "xx-nolang"))
+    with pytest.raises(RuntimeError, match="unknown eSpeak voice variant 'nosuchvoice'"):
+        run_batch_in_subprocess([Utterance("one", "en+nosuchvoice")], str(tmp_path / "b.npz"))
+    with pytest.raises(RuntimeError, match="unknown eSpeak voice 'xx-nolang'"):
+        run_batch_in_subprocess([Utterance("one", "xx-nolang")], str(tmp_path / "c.npz"))
+
+
+def test_engine_refuses_a_second_data_folder_in_one_process(tmp_path):
+    code = ("import sys; from speech.data.espeak import Espeak, wheel_data_path; Espeak(); "
+            "Espeak(wheel_data_path()); Espeak(sys.argv[1])")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 1 and "already runs on" in proc.stderr and "fresh process" in proc.stderr
 
 
 def test_builder_is_deterministic_and_independent_of_workers():
