@@ -25,7 +25,7 @@ import torch
 
 from core.train.data import cached_tensors, lengths_at_ratio
 from core.train.errors import InputError
-from speech.data import pico, sam
+from speech.data import pico, sam, sphinx
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
 from speech.data.espeak import Utterance, wheel_data_path
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
@@ -53,6 +53,8 @@ class DigitsSpec:
             a second engine; val and test stay eSpeak's held-out voices).
         sam_fraction: share of training utterances spoken by SAM (:mod:`speech.data.sam`, a third engine; pure
             Python), drawn after Pico's share from the same stream.
+        sphinx_fraction: share spoken by the HMM synthesiser on PocketSphinx's acoustic model
+            (:mod:`speech.data.sphinx`: spectra drawn from real talkers' statistics), drawn after SAM's.
         snr_db: range of the signal-to-noise ratio of the added white noise.
         pad_seconds: range of the silence added before and after the speech.
         sample_rate: rate of the stored waveforms (the model's rate).
@@ -72,6 +74,7 @@ class DigitsSpec:
     random_voices: int = 0
     pico_fraction: float = 0.0
     sam_fraction: float = 0.0
+    sphinx_fraction: float = 0.0
     snr_db: tuple[float, float] = (15.0, 40.0)
     pad_seconds: tuple[float, float] = (0.05, 0.25)
     sample_rate: int = 16000
@@ -83,14 +86,17 @@ class DigitsSpec:
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("data.min_digits must be >= 1 and <= data.max_digits.")
         check_count(self.random_voices)
-        shares = (self.pico_fraction, self.sam_fraction)
+        shares = (self.pico_fraction, self.sam_fraction, self.sphinx_fraction)
         if min(shares) < 0.0 or sum(shares) > 1.0:
-            raise ValueError(f"data.pico_fraction={self.pico_fraction} and data.sam_fraction={self.sam_fraction} "
-                             "must be shares in [0, 1] that add up to at most 1.")
+            raise ValueError(f"data.pico_fraction={self.pico_fraction}, data.sam_fraction={self.sam_fraction} and "
+                             f"data.sphinx_fraction={self.sphinx_fraction} must be shares in [0, 1] that add up to "
+                             "at most 1.")
         if self.pico_fraction > 0:
             pico.require_pico()
         if self.sam_fraction > 0:
             sam.require_sam()
+        if self.sphinx_fraction > 0:
+            sphinx.require_sphinx()
 
     def key(self) -> str:
         """Short hash of the spec (names the cache file)."""
@@ -112,13 +118,15 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             else:
                 variant = variants[i % len(variants)]
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variant}"
-            if split == "train" and spec.pico_fraction + spec.sam_fraction > 0:  # own stream: eSpeak's draws stay
+            if split == "train" and spec.pico_fraction + spec.sam_fraction + spec.sphinx_fraction > 0:  # own stream
                 engine_rng = np.random.default_rng([spec.seed, si, i, 2])
                 share = engine_rng.random()
                 if share < spec.pico_fraction:
                     voice = pico.pico_voice(engine_rng)
                 elif share < spec.pico_fraction + spec.sam_fraction:
                     voice = sam.sam_voice(engine_rng)
+                elif share < spec.pico_fraction + spec.sam_fraction + spec.sphinx_fraction:
+                    voice = sphinx.sphinx_voice(engine_rng)
             u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
                           pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))
@@ -138,7 +146,7 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
         rng = np.random.default_rng([spec.seed, split_ids[k], k, 1])
         flat[k] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds, snr_db=spec.snr_db)
 
-    others = {k: engine for k, u in enumerate(utts) for engine in (pico, sam) if engine.is_engine(u)}
+    others = {k: engine for k, u in enumerate(utts) for engine in (pico, sam, sphinx) if engine.is_engine(u)}
     by_espeak = [k for k in range(len(utts)) if k not in others]
     with tempfile.TemporaryDirectory() as tmp:
         data_path = (str(voice_data_dir(Path(tmp), wheel_data_path(), spec.random_voices, spec.seed))
@@ -169,7 +177,8 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
         random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
-        pico_fraction, sam_fraction: shares of training utterances spoken by SVOX Pico and SAM (:class:`DigitsSpec`).
+        pico_fraction, sam_fraction, sphinx_fraction: shares of training utterances spoken by SVOX Pico, SAM and
+            the Sphinx HMM synthesiser (:class:`DigitsSpec`).
         build_workers: parallel synthesis processes (the result does not depend on it).
         size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
             ``((r - 1/2) 7, r 7]`` (:func:`core.train.data.lengths_at_ratio`), the same held-out voices,
@@ -181,11 +190,13 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
 
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
                  variants: dict[str, list[str]] | None = None, random_voices: int = 0,
-                 pico_fraction: float = 0.0, sam_fraction: float = 0.0, build_workers: int = 2,
+                 pico_fraction: float = 0.0, sam_fraction: float = 0.0, sphinx_fraction: float = 0.0,
+                 build_workers: int = 2,
                  size_ratio: float = 1.0, **kw) -> None:
         super().__init__(**kw)
         spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices),
-                   "pico_fraction": float(pico_fraction), "sam_fraction": float(sam_fraction)}
+                   "pico_fraction": float(pico_fraction), "sam_fraction": float(sam_fraction),
+                   "sphinx_fraction": float(sphinx_fraction)}
         if num_utterances is not None:
             spec_kw["num_utterances"] = {s: int(num_utterances.get(s, 0)) for s in SPLITS}
         if variants is not None:

@@ -1,0 +1,159 @@
+"""PocketSphinx's US-English acoustic model, read as the statistics of real speech it was trained on.
+
+The ``pocketsphinx`` wheel ships a phonetically-tied-mixture HMM (``model/en-us/en-us``) trained on recordings
+of real talkers, and the CMU pronouncing dictionary. This module reads the parts a synthesiser needs, with
+numpy alone (the package itself is never imported: it would pull in an audio-device library):
+
+- ``mdef`` (binary): the 42 base phones and the tree that maps a phone in its left/right context and word
+  position to a triphone, whose three emitting states each have a senone (tied state);
+- ``means``: per base phone, a codebook of 128 Gaussians over the 13 static cepstra (plus deltas, unused);
+- ``sendump``: each senone's mixture weights over its base phone's codebook, 8-bit quantised negative logs;
+- ``transition_matrices``: per base phone, each state's self-loop count (so its expected duration).
+
+The cepstra are those of Sphinx's front end: 25 unit-area mel filters 130-6,800 Hz on 16 kHz audio after
+0.97 pre-emphasis, natural-log power, orthonormal DCT-II, sine lifter 22, utterance mean removed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.train.errors import InputError
+
+__all__ = ["AcousticModel", "WORD_BEGIN", "WORD_END", "WORD_INTERNAL", "WORD_SINGLE", "load_model",
+           "model_dir", "pronunciations"]
+
+# Sphinx's word positions, the first level of the triphone tree.
+WORD_INTERNAL, WORD_BEGIN, WORD_END, WORD_SINGLE = 0, 1, 2, 3
+_BYTE_ORDER_MAGIC = 0x11223344
+_SENDUMP_LOG_SCALE = 1024 * np.log(1.0001)  # logmath base 1.0001, shifted by 10 bits when quantised
+
+
+def model_dir() -> Path:
+    """The ``en-us`` model folder of the installed ``pocketsphinx`` wheel."""
+    spec = importlib.util.find_spec("pocketsphinx")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("data.sphinx_fraction > 0 needs PocketSphinx's model: pip install pocketsphinx==5.1.1.")
+    return Path(list(spec.submodule_search_locations)[0]) / "model" / "en-us"
+
+
+def _s3_body(path: Path) -> tuple[bytes, int]:
+    """A SphinxTrain binary file's bytes and the offset just past its text header and byte-order word."""
+    raw = path.read_bytes()
+    start = raw.index(b"endhdr\n") + len(b"endhdr\n")
+    if struct.unpack("<I", raw[start:start + 4])[0] != _BYTE_ORDER_MAGIC:
+        raise InputError(f"{path} is not a little-endian SphinxTrain file.")
+    return raw, start + 4
+
+
+def _static_means(path: Path) -> np.ndarray:
+    """``(codebooks, densities, 13)`` Gaussian means of the static cepstra."""
+    raw, o = _s3_body(path)
+    n_codebooks, n_streams, n_densities = struct.unpack("<3i", raw[o:o + 12])
+    o += 12
+    lengths = struct.unpack(f"<{n_streams}i", raw[o:o + 4 * n_streams])
+    o += 4 * n_streams + 4  # then the total count
+    flat = np.frombuffer(raw, "<f4", n_codebooks * n_densities * sum(lengths), o)
+    return flat.reshape(n_codebooks, n_streams, n_densities, lengths[0])[:, 0].astype(np.float64)
+
+
+def _self_loops(path: Path) -> np.ndarray:
+    """``(base phones, 3)`` probability of each emitting state staying put for another 10 ms frame."""
+    raw, o = _s3_body(path)
+    n, rows, cols, total = struct.unpack("<4i", raw[o:o + 16])
+    counts = np.frombuffer(raw, "<f4", total, o + 16).reshape(n, rows, cols).astype(np.float64)
+    probs = counts / counts.sum(-1, keepdims=True)
+    return np.stack([probs[:, j, j] for j in range(rows)], axis=1)
+
+
+def _mixture_weights(path: Path) -> np.ndarray:
+    """``(senones, densities)`` weights of the static-cepstra stream, each row summing to 1."""
+    raw, o = path.read_bytes(), 0
+    while (n := struct.unpack("<i", raw[o:o + 4])[0]) != 0:  # length-prefixed header strings, 0 ends them
+        o += 4 + n
+    n_densities, n_senones = struct.unpack("<2i", raw[o + 4:o + 12])
+    quantised = np.frombuffer(raw, np.uint8, n_densities * n_senones, o + 12).reshape(n_densities, n_senones)
+    weights = np.exp(-_SENDUMP_LOG_SCALE * quantised.T.astype(np.float64))
+    return weights / weights.sum(1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class AcousticModel:
+    phones: tuple[str, ...]  # base phones; a phone's index is its codebook's
+    means: np.ndarray  # (base phones, 128, 13)
+    weights: np.ndarray  # (senones, 128)
+    self_loops: np.ndarray  # (base phones, 3), by transition matrix
+    senone_codebook: np.ndarray  # (senones,) base phone owning each senone
+    tree: np.ndarray  # records (ctx, n_down, down): word position > base > left > right > triphone
+    triphones: np.ndarray  # records (ssid, tmat, attr[4])
+    state_senones: np.ndarray  # (senone sequences, 3)
+
+    def index(self, phone: str) -> int:
+        return self.phones.index(phone)
+
+    def states(self, base: int, left: int, right: int, position: int) -> tuple[np.ndarray, int]:
+        """The three senones and the transition matrix of ``base`` between ``left`` and ``right``; the
+        context-free phone where the model has no such triphone."""
+        key, start, count = (position, base, left, right), 0, 4
+        triphone = base
+        for level in range(4):
+            nodes = self.tree[start:start + count]
+            hit = np.flatnonzero(nodes["ctx"] == key[level])
+            if not len(hit):
+                break
+            node = nodes[hit[0]]
+            if node["n_down"] == 0:
+                triphone = int(node["down"]) if node["down"] >= 0 else base
+                break
+            start, count = int(node["down"]), int(node["n_down"])
+        record = self.triphones[triphone]
+        return self.state_senones[record["ssid"]], int(record["tmat"])
+
+
+def _read_mdef(path: Path) -> dict:
+    raw = path.read_bytes()
+    if raw[:4] != b"BMDF":
+        raise InputError(f"{path} is not a binary Sphinx model definition.")
+    o = 12 + struct.unpack("<i", raw[8:12])[0]  # past magic, version and the format description
+    n_base, n_phones, n_states, _, n_senones, _, n_sequences, _, n_nodes, _ = struct.unpack("<10i", raw[o:o + 40])
+    o += 40
+    names = []
+    for _ in range(n_base):
+        end = raw.index(b"\0", o)
+        names.append(raw[o:end].decode())
+        o = end + 1
+    o = (o + 3) // 4 * 4
+    tree = np.frombuffer(raw, np.dtype([("ctx", "<i2"), ("n_down", "<i2"), ("down", "<i4")]), n_nodes, o)
+    o += tree.nbytes
+    triphones = np.frombuffer(raw, np.dtype([("ssid", "<i4"), ("tmat", "<i4"), ("attr", "u1", 4)]), n_phones, o)
+    o += triphones.nbytes + 4  # then the senone sequences' total length
+    sequences = np.frombuffer(raw, "<i2", n_sequences * n_states, o).reshape(n_sequences, n_states)
+    owner = np.empty(n_senones, np.int64)
+    bases = np.where(np.arange(n_phones) < n_base, np.arange(n_phones), triphones["attr"][:, 1])
+    owner[sequences[triphones["ssid"]].ravel()] = np.repeat(bases, n_states)
+    return {"phones": tuple(names), "tree": tree, "triphones": triphones, "state_senones": sequences,
+            "senone_codebook": owner}
+
+
+@functools.cache
+def load_model() -> AcousticModel:
+    """The installed wheel's acoustic model (read once per process, about 0.3 s)."""
+    d = model_dir() / "en-us"
+    return AcousticModel(means=_static_means(d / "means"), weights=_mixture_weights(d / "sendump"),
+                         self_loops=_self_loops(d / "transition_matrices"), **_read_mdef(d / "mdef"))
+
+
+@functools.cache
+def pronunciations() -> dict[str, list[list[str]]]:
+    """The CMU dictionary shipped with the model: word -> its pronunciations, as base-phone lists."""
+    out: dict[str, list[list[str]]] = {}
+    for line in (model_dir() / "cmudict-en-us.dict").read_text(encoding="utf-8").splitlines():
+        word, *phones = line.split()
+        out.setdefault(word.split("(")[0], []).append(phones)
+    return out

@@ -1,0 +1,119 @@
+"""The HMM synthesiser on PocketSphinx's acoustic model: the model read right, the vocoder invertible by Sphinx's
+own front end, the engine training-only and drawn after SAM's share.
+
+Tests that read the model need ``pip install pocketsphinx==5.1.1`` and skip without it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from scipy.fft import dct
+
+from core.train.errors import InputError
+from speech.data.digits import DigitsSpec, make_requests
+from speech.data.espeak import Utterance
+from speech.data.pico import PICO_PREFIX
+from speech.data.sam import SAM_PREFIX
+from speech.data.sphinx import SPHINX_PREFIX
+
+needs_model = pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
+                                 reason="pocketsphinx is not installed")
+SIZES = {"train": 300, "val": 20, "test": 20}
+
+
+def _sphinx_front_end(wave: np.ndarray, sr: int = 16000) -> np.ndarray:
+    """Sphinx's MFCC written from its parameters (feat.params): 0.97 pre-emphasis, 410-sample Hamming frames
+    every 160, 512-point power spectrum, 25 unit-area mel triangles 130-6800 Hz, log, DCT-II, lifter 22."""
+    def mel(f):
+        return 2595 * np.log10(1 + f / 700)
+
+    edges = 700 * (10 ** (np.linspace(mel(130), mel(6800), 27) / 2595) - 1)
+    f = np.fft.rfftfreq(512, 1 / sr)
+    bank = np.stack([np.clip(np.minimum((f - lo) / (c - lo), (hi - f) / (hi - c)), 0, None) * 2 / (hi - lo)
+                     for lo, c, hi in zip(edges, edges[1:], edges[2:])])
+    y = np.append(wave[0], wave[1:] - 0.97 * wave[:-1])
+    frames = np.stack([y[i:i + 410] for i in range(0, len(y) - 409, 160)]) * np.hamming(410)
+    log_mel = np.log(np.maximum((np.abs(np.fft.rfft(frames, 512)) ** 2) @ bank.T, 1e-10))
+    return dct(log_mel, type=2, norm="ortho", axis=-1)[:, :13] * (1 + 11 * np.sin(np.pi * np.arange(13) / 22))
+
+
+@needs_model
+def test_model_reads_as_speech_statistics():
+    from speech.data.sphinx_model import load_model, pronunciations
+
+    model = load_model()
+    assert len(model.phones) == 42 and model.means.shape == (42, 128, 13)
+    np.testing.assert_allclose(model.weights.sum(1), 1.0)
+    expected_frames = 1 / (1 - model.self_loops)  # a state lasts 10-200 ms, a typical one 20-50 ms
+    assert model.self_loops.shape == (42, 3) and expected_frames.min() > 1 and expected_frames.max() < 20
+    assert 2 < np.median(expected_frames) < 5
+
+    def level(phone):  # c0 expected over the middle state's mixture
+        senone = 3 * model.index(phone) + 1
+        return float(model.weights[senone] @ model.means[model.senone_codebook[senone], :, 0])
+
+    assert level("AA") - level("SIL") > 15  # an open vowel sits far above silence (c0 = 5 x mean log power)
+    ay, f, v = (model.index(p) for p in ("AY", "F", "V"))
+    senones, _ = model.states(ay, f, v, 0)
+    assert not np.array_equal(senones, np.arange(3 * ay, 3 * ay + 3))  # "five" has its own triphone
+    assert (model.senone_codebook[senones] == ay).all()
+    unseen, _ = model.states(ay, model.index("SIL"), model.index("SIL"), 7)  # no such word position
+    np.testing.assert_array_equal(unseen, np.arange(3 * ay, 3 * ay + 3))
+    assert pronunciations()["zero"] == [["Z", "IH", "R", "OW"], ["Z", "IY", "R", "OW"]]
+
+
+@needs_model
+def test_sphinx_front_end_recovers_the_drawn_cepstra():
+    from speech.data.sphinx import cepstra, vocode
+
+    rng = np.random.default_rng(0)
+    cep, voicing = cepstra("seven three nine", rng)
+    got = _sphinx_front_end(vocode(cep, voicing, rng, f0=120).astype(np.float64))
+    n = min(len(got), len(cep) - 1)
+    # Sphinx's 410-sample frame j is centred 1.3 hops after the synthesis frame j, nearest its frame j + 1
+    drawn, heard = cep[1:n + 1] - cep[1:n + 1].mean(0), got[:n] - got[:n].mean(0)
+    for k in range(5):  # the envelope's broad shape; the top coefficients also see the pitch harmonics
+        assert np.corrcoef(drawn[:, k], heard[:, k])[0, 1] > 0.93
+        assert 0.85 < heard[:, k].std() / drawn[:, k].std() < 1.15
+
+
+@needs_model
+def test_engine_is_reproducible_and_follows_the_voice():
+    from speech.data.sphinx import SAMPLE_RATE, synthesize
+
+    u = Utterance("four one one seven", f"{SPHINX_PREFIX}120,100", rate=175, pitch=50, seed=3)
+    wave = synthesize(u)
+    assert wave.dtype == np.int16 and 0.8 < len(wave) / SAMPLE_RATE < 4.0 and np.abs(wave).max() > 20000
+    np.testing.assert_array_equal(wave, synthesize(u))
+    fast = synthesize(Utterance(u.text, u.voice, rate=230, pitch=50, seed=3))
+    assert len(fast) < len(wave)  # same draws, shorter states
+    with pytest.raises(InputError, match="no pronunciation for 'fourty'"):
+        synthesize(Utterance("fourty", u.voice))
+
+
+def test_sphinx_takes_its_share_after_sam_and_leaves_the_other_draws(monkeypatch):
+    for engine in ("pico.require_pico", "sam.require_sam", "sphinx.require_sphinx"):
+        monkeypatch.setattr(f"speech.data.{engine}", lambda: None)  # the plan needs no engine
+    before = make_requests(DigitsSpec(num_utterances=SIZES, pico_fraction=0.2, sam_fraction=0.2))
+    after = make_requests(DigitsSpec(num_utterances=SIZES, pico_fraction=0.2, sam_fraction=0.2, sphinx_fraction=0.3))
+    drawn = [(split, u) for split, _, u in after if u.voice.startswith(SPHINX_PREFIX)]
+    assert {split for split, _ in drawn} == {"train"} and 0.2 < len(drawn) / SIZES["train"] < 0.4
+    for (s0, t0, u0), (s1, t1, u1) in zip(before, after, strict=True):
+        assert (s0, t0) == (s1, t1)
+        if u0.voice.startswith((PICO_PREFIX, SAM_PREFIX)) or not u1.voice.startswith(SPHINX_PREFIX):
+            assert u0 == u1  # Pico's, SAM's and eSpeak's rows stay as they were
+    for _, u in drawn:
+        f0, warp = map(int, u.voice.removeprefix(SPHINX_PREFIX).split(","))
+        assert 85 <= f0 <= 240 and 88 <= warp <= 112
+
+
+def test_missing_model_and_bad_shares_say_what_to_do(monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with pytest.raises(InputError, match="pip install pocketsphinx"):
+        DigitsSpec(sphinx_fraction=0.5)
+    monkeypatch.setattr("speech.data.sphinx.require_sphinx", lambda: None)
+    with pytest.raises(ValueError, match="sphinx_fraction"):
+        DigitsSpec(sphinx_fraction=1.5)
