@@ -29,6 +29,8 @@ import torch.nn.functional as F
 import torchaudio.functional as AF
 from torch import Tensor
 
+from speech.mel_scale import hz_to_mel
+
 __all__ = ["SpeechAugment"]
 
 
@@ -261,7 +263,7 @@ class SpeechAugment:
         """Power gain per utterance and bin ``(B, F)``: a smooth random equaliser over the mel axis
         (four cosines, up to ``eq_db``), times low-/high-pass edges where band-limiting is drawn."""
         hz = self.frequencies(num_bins, device)[None]  # (1, F)
-        mel = 2595.0 * torch.log10(1.0 + hz / 700.0)
+        mel = hz_to_mel(hz)
         db = _cosines(batch, mel / mel[:, -1:], self.eq_db, 4)  # (B, F)
         db = db * (torch.rand(batch, 1, device=device) < self.eq_p).float()
         g = 10 ** (db / 10)

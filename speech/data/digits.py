@@ -85,6 +85,8 @@ class DigitsSpec:
         check_voices(self.variants, self.num_utterances)
         if not 1 <= self.min_digits <= self.max_digits:
             raise ValueError("data.min_digits must be >= 1 and <= data.max_digits.")
+        if not 0 < self.rate[0] <= self.rate[1]:
+            raise ValueError(f"data.rate={list(self.rate)} must be a positive range of words per minute.")
         check_count(self.random_voices)
         shares = (self.pico_fraction, self.sam_fraction, self.sphinx_fraction)
         if min(shares) < 0.0 or sum(shares) > 1.0:

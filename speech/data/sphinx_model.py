@@ -2,7 +2,7 @@
 
 The ``pocketsphinx`` wheel ships a phonetically-tied-mixture HMM (``model/en-us/en-us``) trained on recordings
 of real talkers, and the CMU pronouncing dictionary. This module reads the parts a synthesiser needs, with
-numpy alone (the package itself is never imported: it would pull in an audio-device library):
+numpy alone (the package is only located, not imported: its decoder is not needed):
 
 - ``mdef`` (binary): the 42 base phones and the tree that maps a phone in its left/right context and word
   position to a triphone, whose three emitting states each have a senone (tied state);
@@ -38,16 +38,18 @@ _SENDUMP_LOG_SCALE = 1024 * np.log(1.0001)  # logmath base 1.0001, shifted by 10
 def model_dir() -> Path:
     """The ``en-us`` model folder of the installed ``pocketsphinx`` wheel."""
     spec = importlib.util.find_spec("pocketsphinx")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError("data.sphinx_fraction > 0 needs PocketSphinx's model: pip install pocketsphinx==5.1.1.")
-    return Path(list(spec.submodule_search_locations)[0]) / "model" / "en-us"
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model" / "en-us" if spec else None
+    if folder is None or not (folder / "en-us" / "mdef").is_file():
+        raise InputError("data.sphinx_fraction > 0 needs PocketSphinx's US-English model: "
+                         "pip install pocketsphinx==5.1.1.")
+    return folder
 
 
 def _s3_body(path: Path) -> tuple[bytes, int]:
     """A SphinxTrain binary file's bytes and the offset just past its text header and byte-order word."""
     raw = path.read_bytes()
-    start = raw.index(b"endhdr\n") + len(b"endhdr\n")
-    if struct.unpack("<I", raw[start:start + 4])[0] != _BYTE_ORDER_MAGIC:
+    start = raw.find(b"endhdr\n") + len(b"endhdr\n")
+    if start < len(b"endhdr\n") or struct.unpack("<I", raw[start:start + 4].ljust(4, b"\0"))[0] != _BYTE_ORDER_MAGIC:
         raise InputError(f"{path} is not a little-endian SphinxTrain file.")
     return raw, start + 4
 
@@ -58,6 +60,8 @@ def _static_means(path: Path) -> np.ndarray:
     n_codebooks, n_streams, n_densities = struct.unpack("<3i", raw[o:o + 12])
     o += 12
     lengths = struct.unpack(f"<{n_streams}i", raw[o:o + 4 * n_streams])
+    if len(set(lengths)) != 1:
+        raise InputError(f"{path} has streams of unequal widths {lengths}; a 1s_c_d_dd model is expected.")
     o += 4 * n_streams + 4  # then the total count
     flat = np.frombuffer(raw, "<f4", n_codebooks * n_densities * sum(lengths), o)
     return flat.reshape(n_codebooks, n_streams, n_densities, lengths[0])[:, 0].astype(np.float64)
@@ -74,9 +78,12 @@ def _self_loops(path: Path) -> np.ndarray:
 
 def _mixture_weights(path: Path) -> np.ndarray:
     """``(senones, densities)`` weights of the static-cepstra stream, each row summing to 1."""
-    raw, o = path.read_bytes(), 0
+    raw, o, header = path.read_bytes(), 0, []
     while (n := struct.unpack("<i", raw[o:o + 4])[0]) != 0:  # length-prefixed header strings, 0 ends them
+        header.append(raw[o + 4:o + 4 + n].rstrip(b"\0").decode("latin-1"))
         o += 4 + n
+    if "cluster_count 0" not in header:
+        raise InputError(f"{path} holds clustered (4-bit) mixture weights; only 8-bit ones are read.")
     n_densities, n_senones = struct.unpack("<2i", raw[o + 4:o + 12])
     quantised = np.frombuffer(raw, np.uint8, n_densities * n_senones, o + 12).reshape(n_densities, n_senones)
     weights = np.exp(-_SENDUMP_LOG_SCALE * quantised.T.astype(np.float64))
@@ -97,11 +104,16 @@ class AcousticModel:
     def index(self, phone: str) -> int:
         return self.phones.index(phone)
 
+    def context_free_states(self, base: int) -> tuple[np.ndarray, int]:
+        """The three senones and the transition matrix of the base phone on its own."""
+        record = self.triphones[base]
+        return self.state_senones[record["ssid"]], int(record["tmat"])
+
     def states(self, base: int, left: int, right: int, position: int) -> tuple[np.ndarray, int]:
-        """The three senones and the transition matrix of ``base`` between ``left`` and ``right``; the
-        context-free phone where the model has no such triphone."""
+        """The three senones and the transition matrix of ``base`` between ``left`` and ``right`` at a word
+        position; the context-free phone where the model has no such triphone (no other position or context is
+        tried: every digit's triphones are in the model)."""
         key, start, count = (position, base, left, right), 0, 4
-        triphone = base
         for level in range(4):
             nodes = self.tree[start:start + count]
             hit = np.flatnonzero(nodes["ctx"] == key[level])
@@ -109,11 +121,12 @@ class AcousticModel:
                 break
             node = nodes[hit[0]]
             if node["n_down"] == 0:
-                triphone = int(node["down"]) if node["down"] >= 0 else base
-                break
+                if node["down"] < 0:
+                    break
+                record = self.triphones[int(node["down"])]
+                return self.state_senones[record["ssid"]], int(record["tmat"])
             start, count = int(node["down"]), int(node["n_down"])
-        record = self.triphones[triphone]
-        return self.state_senones[record["ssid"]], int(record["tmat"])
+        return self.context_free_states(base)
 
 
 def _read_mdef(path: Path) -> dict:
@@ -134,9 +147,11 @@ def _read_mdef(path: Path) -> dict:
     triphones = np.frombuffer(raw, np.dtype([("ssid", "<i4"), ("tmat", "<i4"), ("attr", "u1", 4)]), n_phones, o)
     o += triphones.nbytes + 4  # then the senone sequences' total length
     sequences = np.frombuffer(raw, "<i2", n_sequences * n_states, o).reshape(n_sequences, n_states)
-    owner = np.empty(n_senones, np.int64)
+    owner = np.full(n_senones, -1, np.int64)
     bases = np.where(np.arange(n_phones) < n_base, np.arange(n_phones), triphones["attr"][:, 1])
     owner[sequences[triphones["ssid"]].ravel()] = np.repeat(bases, n_states)
+    if (owner < 0).any():
+        raise InputError(f"{path} has senones that no phone uses.")
     return {"phones": tuple(names), "tree": tree, "triphones": triphones, "state_senones": sequences,
             "senone_codebook": owner}
 
