@@ -5,8 +5,10 @@ there is one), the seed, the WER ``bench/other_engine_digits.py`` gave on SAM an
 (``bench``, or ``piecewise``: a script, not kept, that decoded each piece of a recording alone, where the
 recipe's seeds score within 0.001 of the bench) and which engines spoke the training set. Prints a table of
 means with 95 % Student-t intervals over seeds and draws every seed as a dot beside its lever's mean and
-interval (``--png``), over a band for the first row's interval (the recipe). A WER on an engine that spoke
-part of the training set is drawn hollow: it is not a held-out engine.
+interval (``--png``), over a band for the first row's interval (the eSpeak-only recipe every lever was
+measured against: each change is an override on it; the recipe now adds ``data.sphinx_fraction=0.25``, the
+record's last lever). A WER on an engine that spoke part of the training set is drawn hollow: it is not a
+held-out engine.
 
     python bench/plot_other_engine_levers.py [--csv other_engine_levers.csv] [--png other_engine_levers.png]
 """

@@ -26,7 +26,7 @@ import numpy as np
 
 from core.train.errors import InputError
 
-__all__ = ["AcousticModel", "WORD_BEGIN", "WORD_END", "WORD_INTERNAL", "WORD_SINGLE", "load_model",
+__all__ = ["WORD_BEGIN", "WORD_END", "WORD_INTERNAL", "WORD_SINGLE", "AcousticModel", "load_model",
            "model_dir", "pronunciations"]
 
 # Sphinx's word positions, the first level of the triphone tree.
@@ -38,7 +38,7 @@ _SENDUMP_LOG_SCALE = 1024 * np.log(1.0001)  # logmath base 1.0001, shifted by 10
 def model_dir() -> Path:
     """The ``en-us`` model folder of the installed ``pocketsphinx`` wheel."""
     spec = importlib.util.find_spec("pocketsphinx")
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model" / "en-us" if spec else None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model" / "en-us" if spec else None
     if folder is None or not (folder / "en-us" / "mdef").is_file():
         raise InputError("data.sphinx_fraction > 0 needs PocketSphinx's US-English model: "
                          "pip install pocketsphinx==5.1.1.")

@@ -1,12 +1,7 @@
 """The HMM synthesiser on PocketSphinx's acoustic model: the model read right, the vocoder invertible by Sphinx's
-own front end, the engine training-only and drawn after SAM's share.
-
-Tests that read the model need ``pip install pocketsphinx==5.1.1`` and skip without it.
-"""
+own front end, the engine training-only and drawn after SAM's share."""
 
 from __future__ import annotations
-
-import importlib.util
 
 import jiwer
 import numpy as np
@@ -20,8 +15,6 @@ from speech.data.pico import PICO_PREFIX
 from speech.data.sam import SAM_PREFIX
 from speech.data.sphinx import SPHINX_PREFIX
 
-needs_model = pytest.mark.skipif(importlib.util.find_spec("pocketsphinx") is None,
-                                 reason="pocketsphinx is not installed")
 SIZES = {"train": 300, "val": 20, "test": 20}
 
 
@@ -42,7 +35,6 @@ def _sphinx_front_end(wave: np.ndarray, sr: int = 16000) -> np.ndarray:
     return dct(log_mel, type=2, norm="ortho", axis=-1)[:, :13] * (1 + 11 * np.sin(np.pi * np.arange(13) / 22))
 
 
-@needs_model
 def test_model_reads_as_speech_statistics():
     from speech.data.sphinx_model import load_model, pronunciations
 
@@ -68,7 +60,6 @@ def test_model_reads_as_speech_statistics():
     assert pronunciations()["zero"] == [["Z", "IH", "R", "OW"], ["Z", "IY", "R", "OW"]]
 
 
-@needs_model
 def test_sphinx_front_end_recovers_the_drawn_cepstra():
     from speech.data.sphinx import cepstra, vocode
 
@@ -84,7 +75,6 @@ def test_sphinx_front_end_recovers_the_drawn_cepstra():
     assert (corr[5:11] > 0.6).all()  # formant detail; the top coefficients also see the pitch harmonics
 
 
-@needs_model
 def test_a_real_speech_decoder_reads_the_engine_and_no_energy_sits_below_60_hz(tmp_path):
     from pocketsphinx import Decoder
 
@@ -109,7 +99,6 @@ def test_a_real_speech_decoder_reads_the_engine_and_no_energy_sits_below_60_hz(t
     assert jiwer.wer(said_all, heard_all) < 0.35  # about 0.15 on 60 sequences (speech.data.sphinx)
 
 
-@needs_model
 def test_engine_is_reproducible_and_follows_the_voice():
     from speech.data.sphinx import SAMPLE_RATE, synthesize
 
