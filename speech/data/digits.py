@@ -109,6 +109,8 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
     """All synthesis requests in build order: ``(split, transcript, Utterance)``."""
     out = []
     drawn = random_voice_names(spec.random_voices)
+    other_engines = ((spec.pico_fraction, pico.pico_voice), (spec.sam_fraction, sam.sam_voice),
+                     (spec.sphinx_fraction, sphinx.sphinx_voice))
     for si, split in enumerate(SPLITS):
         variants = spec.variants.get(split, [])
         for i in range(spec.num_utterances.get(split, 0)):
@@ -120,15 +122,14 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             else:
                 variant = variants[i % len(variants)]
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variant}"
-            if split == "train" and spec.pico_fraction + spec.sam_fraction + spec.sphinx_fraction > 0:  # own stream
+            if split == "train" and any(fraction > 0 for fraction, _ in other_engines):  # own stream
                 engine_rng = np.random.default_rng([spec.seed, si, i, 2])
-                share = engine_rng.random()
-                if share < spec.pico_fraction:
-                    voice = pico.pico_voice(engine_rng)
-                elif share < spec.pico_fraction + spec.sam_fraction:
-                    voice = sam.sam_voice(engine_rng)
-                elif share < spec.pico_fraction + spec.sam_fraction + spec.sphinx_fraction:
-                    voice = sphinx.sphinx_voice(engine_rng)
+                share, bound = engine_rng.random(), 0.0
+                for fraction, draw_voice in other_engines:  # consecutive slices of [0, 1), in this order
+                    bound += fraction
+                    if share < bound:
+                        voice = draw_voice(engine_rng)
+                        break
             u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
                           pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))

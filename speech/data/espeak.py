@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Espeak", "Utterance", "available_variants", "data_root", "run_batch_in_subprocess", "synthesize_batch",
+__all__ = ["DEFAULT_RATE", "Espeak", "Utterance", "available_variants", "data_root", "run_batch_in_subprocess", "synthesize_batch",
            "wheel_data_path"]
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
+DEFAULT_RATE = 175  # words per minute: eSpeak's own default, the rate other engines' 100 % stands for
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 _initialised_from: Path | None = None  # the data folder this process's library was started on
 
@@ -39,7 +40,7 @@ class Utterance:
 
     text: str
     voice: str
-    rate: int = 175
+    rate: int = DEFAULT_RATE
     pitch: int = 50
     pitch_range: int = 50
     word_gap: int = 0

@@ -14,14 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from core.train.errors import InputError
-from speech.data.espeak import Utterance
+from speech.data.espeak import DEFAULT_RATE, Utterance
 
 __all__ = ["PICO_PREFIX", "SAMPLE_RATE", "VOICES", "is_engine", "pico_voice", "require_pico", "speak", "synthesize"]
 
 SAMPLE_RATE = 16000
 VOICES = ("en-US", "en-GB")
 PICO_PREFIX = "pico:"
-_ESPEAK_DEFAULT_RATE = 175  # words per minute: eSpeak's rate that Pico's 100 % stands for
 
 
 def require_pico() -> None:
@@ -57,5 +56,5 @@ def synthesize(u: Utterance) -> np.ndarray:
     """:func:`speak` of a Pico utterance. eSpeak's settings map onto Pico's percentages: rate in words per
     minute against eSpeak's 175, pitch 0..100 onto 70-130 % (Pico's voices are high; lower settings give
     deeper ones)."""
-    return speak(u.text, u.voice.removeprefix(PICO_PREFIX), rate=round(100 * u.rate / _ESPEAK_DEFAULT_RATE),
+    return speak(u.text, u.voice.removeprefix(PICO_PREFIX), rate=round(100 * u.rate / DEFAULT_RATE),
                  pitch=round(70 + 0.6 * u.pitch))

@@ -22,7 +22,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import istft, stft
 
 from core.train.errors import InputError
-from speech.data.espeak import Utterance
+from speech.data.espeak import DEFAULT_RATE, Utterance
 from speech.data.sphinx_model import (WORD_BEGIN, WORD_END, WORD_INTERNAL, WORD_SINGLE, load_model, model_dir,
                                       pronunciations)
 from speech.mel_scale import hz_to_mel, mel_to_hz
@@ -136,5 +136,5 @@ def synthesize(u: Utterance) -> np.ndarray:
     its pitch (0..100) scales the voice's f0 by 0.8-1.2; the utterance's seed draws everything else."""
     f0, warp = (int(v) for v in u.voice.removeprefix(SPHINX_PREFIX).split(","))
     rng = np.random.default_rng(u.seed)
-    wave = speak(u.text, rng, f0=f0 * (0.8 + 0.004 * u.pitch), warp=warp / 100, tempo=175 / u.rate)
+    wave = speak(u.text, rng, f0=f0 * (0.8 + 0.004 * u.pitch), warp=warp / 100, tempo=DEFAULT_RATE / u.rate)
     return (wave * 32767).astype(np.int16)
