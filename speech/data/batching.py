@@ -56,27 +56,58 @@ class WaveDataset(Dataset):
         return wave, torch.tensor(self.tok.encode(text), dtype=torch.long), text
 
 
+class _Epoch:
+    """The epoch a :class:`BucketBatchSampler` draws. Lightning sets the epoch on ``loader.sampler`` and
+    ``loader.batch_sampler.sampler``, never on the batch sampler itself, so the batch sampler exposes this as
+    its ``sampler`` (PyTorch's ``BatchSampler`` has one too) to be told which epoch it is."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.value = int(epoch)
+
+
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length: sort by length, cut into batches holding at most ``batch_size``
     items and ``max_batch_samples`` padded samples, shuffle the batch order per epoch.
+
+    ``first_epochs = (items, k)`` draws the first ``k`` epochs from ``items`` alone (each repeated to the full
+    set's size, so every epoch has about as many batches): a curriculum that learns the easy part first.
 
     Under DDP each rank takes every ``world_size``-th batch (set ``trainer.use_distributed_sampler=false``);
     the batch list is padded by repetition so every rank runs the same number of steps.
     """
 
     def __init__(self, lengths: Sequence[int], *, batch_size: int, max_batch_samples: int | None = None,
-                 shuffle: bool = True, seed: int = 0) -> None:
+                 shuffle: bool = True, seed: int = 0,
+                 first_epochs: tuple[Sequence[int], int] | None = None) -> None:
         self.lengths, self.batch_size, self.max_samples = list(lengths), batch_size, max_batch_samples
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.shuffle, self.seed, self.sampler = shuffle, seed, _Epoch()
+        self.first_items, self.first_count = (np.asarray(first_epochs[0], dtype=np.int64), int(first_epochs[1])) \
+            if first_epochs is not None and len(first_epochs[0]) else (None, 0)
+
+    @property
+    def epoch(self) -> int:
+        return self.sampler.value
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def _items(self, rng: np.random.Generator) -> np.ndarray:
+        n = len(self.lengths)
+        if self.epoch >= self.first_count:
+            return np.arange(n)
+        repeats = np.tile(self.first_items, -(-n // len(self.first_items)))
+        return np.sort(rng.permutation(repeats)[:n])
 
     def _batches(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
+        items = self._items(rng)
+        lengths = np.asarray(self.lengths)[items]
         # jitter before sorting so batches differ between epochs
-        noise = rng.uniform(0.0, 0.1, len(self.lengths)) if self.shuffle else np.zeros(len(self.lengths))
-        order = np.argsort(np.asarray(self.lengths) * (1 + noise), kind="stable")
+        noise = rng.uniform(0.0, 0.1, len(items)) if self.shuffle else np.zeros(len(items))
+        order = items[np.argsort(lengths * (1 + noise), kind="stable")]
         batches, cur, longest = [], [], 0
         for i in order.tolist():
             longest_new = max(longest, self.lengths[i])
@@ -120,6 +151,7 @@ class SpeechDataModuleBase(SplitDataModule):
         self.sample_rate, self.seed = sample_rate, seed
         self.tokenizer = ctc_tokenizer()
         self.datasets: dict[str, Dataset] = {}
+        self.first_epochs: tuple[Sequence[int], int] | None = None  # a training curriculum (BucketBatchSampler)
 
     def model_kwargs(self) -> dict:
         return {"vocab": list(self.tokenizer.itos), "sample_rate": self.sample_rate}
@@ -136,6 +168,6 @@ class SpeechDataModuleBase(SplitDataModule):
         ds = self.datasets[split]
         cap = None if self.max_batch_seconds is None else int(self.max_batch_seconds * self.sample_rate)
         sampler = BucketBatchSampler(ds.lengths, batch_size=self.batch_size, max_batch_samples=cap,
-                                     shuffle=train, seed=self.seed)
+                                     shuffle=train, seed=self.seed, first_epochs=self.first_epochs if train else None)
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

@@ -182,6 +182,9 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
         pico_fraction, sam_fraction, sphinx_fraction: shares of training utterances spoken by SVOX Pico, SAM and
             the Sphinx HMM synthesiser (:class:`DigitsSpec`).
+        espeak_first_epochs: epochs at the start that draw their batches from eSpeak's utterances alone; the
+            other engines' shares join after. On a mix CTC is slow to leave its blank-only plateau (a third from
+            the Sphinx engine left it only after 4 of 8 epochs); the one engine gets it out first.
         build_workers: parallel synthesis processes (the result does not depend on it).
         size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
             ``((r - 1/2) 7, r 7]`` (:func:`core.train.data.lengths_at_ratio`), the same held-out voices,
@@ -194,7 +197,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
                  variants: dict[str, list[str]] | None = None, random_voices: int = 0,
                  pico_fraction: float = 0.0, sam_fraction: float = 0.0, sphinx_fraction: float = 0.0,
-                 build_workers: int = 2,
+                 espeak_first_epochs: int = 0, build_workers: int = 2,
                  size_ratio: float = 1.0, **kw) -> None:
         super().__init__(**kw)
         spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices),
@@ -208,6 +211,9 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         root = Path(cache_dir).expanduser() / "speech"
         self.path = root / f"spoken_digits-{self.spec.key()}.pt"
         self.build_workers = build_workers
+        if espeak_first_epochs < 0:
+            raise InputError(f"data.espeak_first_epochs={espeak_first_epochs} must be 0 or more.")
+        self.espeak_first_epochs = int(espeak_first_epochs)
         if not size_ratio > 0:
             raise InputError(f"data.size_ratio={size_ratio} must be positive.")
         self.size_ratio = float(size_ratio)
@@ -238,3 +244,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
             data = sources[-1] if s == "test" else sources[0]
             ix = np.flatnonzero(data["split"].numpy() == k)
             self.datasets[s] = WaveDataset(data["audio"], data["offsets"], ix, data["text"], self.tokenizer)
+            if s == "train" and self.espeak_first_epochs:
+                others = (pico.PICO_PREFIX, sam.SAM_PREFIX, sphinx.SPHINX_PREFIX)
+                by_espeak = [j for j, row in enumerate(ix) if not data["voice"][row].startswith(others)]
+                self.first_epochs = (by_espeak, self.espeak_first_epochs)

@@ -101,6 +101,48 @@ def test_bucket_sampler_groups_similar_lengths():
     assert list(s) == batches  # reproducible
 
 
+def test_lightning_gives_the_bucket_sampler_a_new_epoch():
+    # Lightning tells loader.sampler and loader.batch_sampler.sampler the epoch, not the batch sampler itself:
+    # a real fit must still see new batches each epoch.
+    import lightning as L
+
+    class Recorder(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.seen = torch.nn.Parameter(torch.zeros(1)), []
+
+        def training_step(self, batch, _):
+            self.seen.append((self.current_epoch, batch.tolist()))
+            return (self.w - batch.float().mean()) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    lengths = np.random.default_rng(0).integers(100, 1000, 64).tolist()
+    loader = torch.utils.data.DataLoader(list(range(64)), batch_sampler=BucketBatchSampler(lengths, batch_size=8, seed=2))
+    model = Recorder()
+    L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False).fit(model, loader)
+    epochs = [[b for e, b in model.seen if e == k] for k in (0, 1)]
+    assert len(epochs[0]) == len(epochs[1]) == 8 and epochs[0] != epochs[1]
+    assert [sorted(i for b in bs for i in b) for bs in epochs] == [list(range(64))] * 2
+
+
+def test_first_epochs_draw_from_their_items_alone():
+    lengths = np.random.default_rng(1).integers(1000, 5000, 90).tolist()
+    first = list(range(0, 90, 3))  # a third of the set
+    s = BucketBatchSampler(lengths, batch_size=10, seed=0, first_epochs=(first, 2))
+    for epoch in (0, 1):
+        s.set_epoch(epoch)
+        drawn = [i for b in s for i in b]
+        assert len(drawn) == 90 and set(drawn) == set(first)  # each of them three times
+        assert np.bincount(drawn, minlength=90)[first].tolist() == [3] * 30
+    s.set_epoch(2)
+    assert sorted(i for b in s for i in b) == list(range(90))  # then the whole set, once each
+    plain = BucketBatchSampler(lengths, batch_size=10, seed=0)
+    assert list(plain) == list(BucketBatchSampler(lengths, batch_size=10, seed=0, first_epochs=(first, 0)))
+
+
 def test_collate_pads():
     items = [(torch.ones(5), torch.tensor([2, 3]), "ab"), (torch.ones(3), torch.tensor([4]), "c")]
     wave, wl, tg, tl, texts = collate(items)

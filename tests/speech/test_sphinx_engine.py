@@ -9,7 +9,7 @@ import pytest
 from scipy.fft import dct
 
 from core.train.errors import InputError
-from speech.data.digits import DigitsSpec, make_requests
+from speech.data.digits import DigitsSpec, SpokenDigitsDataModule, make_requests
 from speech.data.espeak import Utterance
 from speech.data.pico import PICO_PREFIX
 from speech.data.sam import SAM_PREFIX
@@ -135,3 +135,20 @@ def test_missing_model_and_bad_shares_say_what_to_do(monkeypatch):
     monkeypatch.setattr("speech.data.sphinx.require_sphinx", lambda: None)
     with pytest.raises(ValueError, match="sphinx_fraction"):
         DigitsSpec(sphinx_fraction=1.5)
+
+
+def test_espeak_first_epochs_hold_back_the_sphinx_share(tmp_path):
+    sizes = {"train": 12, "val": 2, "test": 2}
+    dm = SpokenDigitsDataModule(cache_dir=str(tmp_path), num_utterances=sizes, sphinx_fraction=0.5,
+                                espeak_first_epochs=1, batch_size=4)
+    dm.prepare_data()
+    dm.setup("fit")
+    voices = [u.voice for split, _, u in make_requests(dm.spec) if split == "train"]
+    by_espeak = {j for j, v in enumerate(voices) if not v.startswith(SPHINX_PREFIX)}
+    assert 0 < len(by_espeak) < 12
+    sampler = dm.train_dataloader().batch_sampler
+    assert {i for b in sampler for i in b} == by_espeak
+    sampler.set_epoch(1)
+    assert sorted(i for b in sampler for i in b) == list(range(12))
+    with pytest.raises(InputError, match="espeak_first_epochs"):
+        SpokenDigitsDataModule(cache_dir=str(tmp_path), espeak_first_epochs=-1)
