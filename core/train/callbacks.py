@@ -19,6 +19,15 @@ def config_digest(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _tell_samplers(loader, epoch: int) -> None:
+    """Set ``epoch`` on the loader's samplers that draw by epoch (a distributed or bucketing sampler): Lightning
+    does it only after it has built the first iterator of a fit, so a resumed run would draw epoch 0's order."""
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for sampler in (getattr(loader, "sampler", None), batch_sampler, getattr(batch_sampler, "sampler", None)):
+        if callable(getattr(sampler, "set_epoch", None)):
+            sampler.set_epoch(epoch)
+
+
 class EpochReseed(L.Callback):
     """Reseed every RNG from ``(seed, epoch)`` whenever an epoch's training iterator is created.
 
@@ -60,7 +69,9 @@ class EpochReseed(L.Callback):
             base = type(loader)
 
             def __iter__(self_):
-                L.seed_everything(cb.seed * 100_003 + cb._epoch() + 1, workers=True, verbose=False)
+                epoch = cb._epoch()
+                L.seed_everything(cb.seed * 100_003 + epoch + 1, workers=True, verbose=False)
+                _tell_samplers(self_, epoch)
                 return base.__iter__(self_)
 
             loader.__class__ = type(f"Reseeding{base.__name__}", (base,), {"__iter__": __iter__})

@@ -72,8 +72,9 @@ class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length: sort by length, cut into batches holding at most ``batch_size``
     items and ``max_batch_samples`` padded samples, shuffle the batch order per epoch.
 
-    ``first_epochs = (items, k)`` draws the first ``k`` epochs from ``items`` alone (each repeated to the full
-    set's size, so every epoch has about as many batches): a curriculum that learns the easy part first.
+    ``first_epochs = (items, k)``: a curriculum whose first ``k`` epochs draw from ``items`` alone, in rounds
+    that each hold every one of them once (no batch holds an item twice), cut or cycled to as many batches as
+    the whole set makes that epoch: Lightning reads the number of batches once, at the first epoch.
 
     Under DDP each rank takes every ``world_size``-th batch (set ``trainer.use_distributed_sampler=false``);
     the batch list is padded by repetition so every rank runs the same number of steps.
@@ -84,8 +85,9 @@ class BucketBatchSampler(Sampler[list[int]]):
                  first_epochs: tuple[Sequence[int], int] | None = None) -> None:
         self.lengths, self.batch_size, self.max_samples = list(lengths), batch_size, max_batch_samples
         self.shuffle, self.seed, self.sampler = shuffle, seed, _Epoch()
-        self.first_items, self.first_count = (np.asarray(first_epochs[0], dtype=np.int64), int(first_epochs[1])) \
-            if first_epochs is not None and len(first_epochs[0]) else (None, 0)
+        items, epochs = first_epochs if first_epochs is not None else ((), 0)
+        self.curriculum_items = np.asarray(items, dtype=np.int64)
+        self.curriculum_epochs = int(epochs) if len(self.curriculum_items) else 0
 
     @property
     def epoch(self) -> int:
@@ -94,22 +96,12 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
-    def _items(self, rng: np.random.Generator) -> np.ndarray:
-        n = len(self.lengths)
-        if self.epoch >= self.first_count:
-            return np.arange(n)
-        repeats = np.tile(self.first_items, -(-n // len(self.first_items)))
-        return np.sort(rng.permutation(repeats)[:n])
-
-    def _batches(self) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        items = self._items(rng)
+    def _buckets(self, items: np.ndarray, rng: np.random.Generator) -> list[list[int]]:
+        """``items`` sorted by length (jittered, so batches differ between epochs) and cut into batches."""
         lengths = np.asarray(self.lengths)[items]
-        # jitter before sorting so batches differ between epochs
         noise = rng.uniform(0.0, 0.1, len(items)) if self.shuffle else np.zeros(len(items))
-        order = items[np.argsort(lengths * (1 + noise), kind="stable")]
         batches, cur, longest = [], [], 0
-        for i in order.tolist():
+        for i in items[np.argsort(lengths * (1 + noise), kind="stable")].tolist():
             longest_new = max(longest, self.lengths[i])
             too_many = self.max_samples is not None and cur and longest_new * (len(cur) + 1) > self.max_samples
             if len(cur) == self.batch_size or too_many:
@@ -117,8 +109,21 @@ class BucketBatchSampler(Sampler[list[int]]):
                 cur, longest_new = [], self.lengths[i]
             cur.append(i)
             longest = longest_new
-        if cur:
-            batches.append(cur)
+        return batches + [cur] if cur else batches
+
+    def _curriculum(self, count: int, rng: np.random.Generator) -> list[list[int]]:
+        """``count`` batches from the curriculum's items, round after round."""
+        batches: list[list[int]] = []
+        while len(batches) < count:
+            round_ = self._buckets(rng.permutation(self.curriculum_items), rng)
+            batches += [round_[k] for k in rng.permutation(len(round_))]  # a cut round loses random lengths
+        return batches[:count]
+
+    def _batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        batches = self._buckets(np.arange(len(self.lengths)), rng)
+        if self.epoch < self.curriculum_epochs:
+            batches = self._curriculum(len(batches), rng)
         if self.shuffle:
             batches = [batches[k] for k in rng.permutation(len(batches))]
         return batches

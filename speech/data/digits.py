@@ -32,7 +32,8 @@ from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices
                                    synthesize_batches, uniform_int)
 from speech.data.voices import check_count, random_voice_names, voice_data_dir
 
-__all__ = ["DIGIT_WORDS", "SPLITS", "DigitsSpec", "SpokenDigitsDataModule", "build_spoken_digits", "make_requests"]
+__all__ = ["DIGIT_WORDS", "SPLITS", "DigitsSpec", "SpokenDigitsDataModule", "build_spoken_digits", "make_requests",
+           "other_engine"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -101,8 +102,8 @@ class DigitsSpec:
             sphinx.require_sphinx()
 
     def key(self) -> str:
-        """Short hash of the spec (names the cache file)."""
-        return spec_key(self)
+        """Short hash of the spec and of the revision of the Sphinx engine when it speaks (names the cache file)."""
+        return spec_key(self, **({"sphinx_revision": sphinx.REVISION} if self.sphinx_fraction > 0 else {}))
 
 
 def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
@@ -137,6 +138,11 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
     return out
 
 
+def other_engine(u: Utterance):
+    """The module of the engine other than eSpeak that speaks ``u`` (Pico, SAM, Sphinx), or ``None``."""
+    return next((engine for engine in (pico, sam, sphinx) if engine.is_engine(u)), None)
+
+
 def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: bool = True) -> dict:
     """Synthesise the whole set. Returns ``audio`` (flat int16), ``offsets`` (N+1), ``split`` (N,)
     (0 train, 1 val, 2 test), ``text``/``voice`` lists and the ``sample_rate``."""
@@ -149,7 +155,7 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
         rng = np.random.default_rng([spec.seed, split_ids[k], k, 1])
         flat[k] = finish(w, sr_in, spec.sample_rate, rng, pad_seconds=spec.pad_seconds, snr_db=spec.snr_db)
 
-    others = {k: engine for k, u in enumerate(utts) for engine in (pico, sam, sphinx) if engine.is_engine(u)}
+    others = {k: engine for k, u in enumerate(utts) if (engine := other_engine(u)) is not None}
     by_espeak = [k for k in range(len(utts)) if k not in others]
     with tempfile.TemporaryDirectory() as tmp:
         data_path = (str(voice_data_dir(Path(tmp), wheel_data_path(), spec.random_voices, spec.seed))
@@ -170,6 +176,18 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
         "voice": [u.voice for u in utts],
         "sample_rate": spec.sample_rate,
     }
+
+
+def _curriculum_epochs(epochs, spec: DigitsSpec) -> int:
+    """``data.espeak_first_epochs`` checked: a whole number, and only with another engine beside eSpeak."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise InputError(f"data.espeak_first_epochs={epochs!r} must be a whole number of epochs, 0 or more.")
+    shares = spec.pico_fraction + spec.sam_fraction + spec.sphinx_fraction
+    if epochs and not 0.0 < shares < 1.0:
+        raise InputError(f"data.espeak_first_epochs={epochs} holds back the other engines' utterances: it needs "
+                         "data.pico_fraction, data.sam_fraction or data.sphinx_fraction above 0 and adding up "
+                         "to less than 1.")
+    return epochs
 
 
 class SpokenDigitsDataModule(SpeechDataModuleBase):
@@ -211,9 +229,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         root = Path(cache_dir).expanduser() / "speech"
         self.path = root / f"spoken_digits-{self.spec.key()}.pt"
         self.build_workers = build_workers
-        if espeak_first_epochs < 0:
-            raise InputError(f"data.espeak_first_epochs={espeak_first_epochs} must be 0 or more.")
-        self.espeak_first_epochs = int(espeak_first_epochs)
+        self.espeak_first_epochs = _curriculum_epochs(espeak_first_epochs, self.spec)
         if not size_ratio > 0:
             raise InputError(f"data.size_ratio={size_ratio} must be positive.")
         self.size_ratio = float(size_ratio)
@@ -221,7 +237,8 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         if self.size_ratio != 1.0:
             lo, hi = lengths_at_ratio((self.spec.min_digits, self.spec.max_digits), self.size_ratio)
             count = math.ceil(self.spec.num_utterances.get("test", 0) / self.size_ratio)
-            self.test_spec = replace(self.spec, num_utterances={"test": count}, min_digits=lo, max_digits=hi)
+            self.test_spec = replace(self.spec, num_utterances={"test": count}, min_digits=lo, max_digits=hi,
+                                     pico_fraction=0.0, sam_fraction=0.0, sphinx_fraction=0.0)  # eSpeak's alone
             self.test_path = root / f"spoken_digits-{self.test_spec.key()}.pt"
 
     def _data(self) -> dict:
@@ -245,6 +262,6 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
             ix = np.flatnonzero(data["split"].numpy() == k)
             self.datasets[s] = WaveDataset(data["audio"], data["offsets"], ix, data["text"], self.tokenizer)
             if s == "train" and self.espeak_first_epochs:
-                others = (pico.PICO_PREFIX, sam.SAM_PREFIX, sphinx.SPHINX_PREFIX)
-                by_espeak = [j for j, row in enumerate(ix) if not data["voice"][row].startswith(others)]
+                by_espeak = [j for j, row in enumerate(ix)
+                             if other_engine(Utterance(data["text"][row], data["voice"][row])) is None]
                 self.first_epochs = (by_espeak, self.espeak_first_epochs)

@@ -27,11 +27,12 @@ from speech.data.sphinx_model import (WORD_BEGIN, WORD_END, WORD_INTERNAL, WORD_
                                       pronunciations)
 from speech.mel_scale import hz_to_mel, mel_to_hz
 
-__all__ = ["SAMPLE_RATE", "SPHINX_PREFIX", "cepstra", "is_engine", "require_sphinx", "speak", "sphinx_voice",
-           "synthesize", "vocode"]
+__all__ = ["REVISION", "SAMPLE_RATE", "SPHINX_PREFIX", "cepstra", "is_engine", "require_sphinx", "speak",
+           "sphinx_voice", "synthesize", "vocode"]
 
 SAMPLE_RATE = 16000
 SPHINX_PREFIX = "sphinx:"
+REVISION = 1  # in the spoken-digits cache key: a changed engine must rebuild the cached sets it speaks in
 _HOP, _NFFT = 160, 512  # Sphinx's 10 ms frame step; its 512-point FFT
 _N_FILTERS, _LOW_HZ, _HIGH_HZ, _LIFTER, _PRE_EMPHASIS = 25, 130.0, 6800.0, 22, 0.97
 _UNVOICED = frozenset({"P", "T", "K", "F", "TH", "S", "SH", "CH", "HH", "SIL"})

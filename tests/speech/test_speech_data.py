@@ -101,44 +101,78 @@ def test_bucket_sampler_groups_similar_lengths():
     assert list(s) == batches  # reproducible
 
 
-def test_lightning_gives_the_bucket_sampler_a_new_epoch():
-    # Lightning tells loader.sampler and loader.batch_sampler.sampler the epoch, not the batch sampler itself:
-    # a real fit must still see new batches each epoch.
+class _Recorder:
+    """A Lightning module (built lazily: lightning is heavy to import) that records its batches by epoch."""
+
+    @staticmethod
+    def make():
+        import lightning as L
+
+        class Recorder(L.LightningModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.w, self.seen = torch.nn.Parameter(torch.zeros(1)), []
+
+            def training_step(self, batch, _):
+                self.seen.append((self.current_epoch, batch.tolist()))
+                return (self.w - batch.float().mean()) ** 2
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.0)
+
+        return Recorder()
+
+
+def _bucketed_fit(epochs: int, root, resume_from=None) -> list:
+    """Fit the recorder on 64 bucketed items (curriculum: epoch 0 on the first 20), as mas-train does (the
+    reseeding callback on); return ``(epoch, batch)`` pairs it saw."""
     import lightning as L
 
-    class Recorder(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.w, self.seen = torch.nn.Parameter(torch.zeros(1)), []
-
-        def training_step(self, batch, _):
-            self.seen.append((self.current_epoch, batch.tolist()))
-            return (self.w - batch.float().mean()) ** 2
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.0)
+    from core.train.callbacks import EpochReseed
 
     lengths = np.random.default_rng(0).integers(100, 1000, 64).tolist()
-    loader = torch.utils.data.DataLoader(list(range(64)), batch_sampler=BucketBatchSampler(lengths, batch_size=8, seed=2))
-    model = Recorder()
-    L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-              enable_model_summary=False).fit(model, loader)
-    epochs = [[b for e, b in model.seen if e == k] for k in (0, 1)]
-    assert len(epochs[0]) == len(epochs[1]) == 8 and epochs[0] != epochs[1]
-    assert [sorted(i for b in bs for i in b) for bs in epochs] == [list(range(64))] * 2
+
+    class Items(L.LightningDataModule):
+        def train_dataloader(self):
+            sampler = BucketBatchSampler(lengths, batch_size=8, seed=2, first_epochs=(range(20), 1))
+            return torch.utils.data.DataLoader(list(range(64)), batch_sampler=sampler)
+
+    model = _Recorder.make()
+    L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, default_root_dir=root, enable_progress_bar=False,
+              enable_model_summary=False, callbacks=[EpochReseed(7)]).fit(model, Items(), ckpt_path=resume_from)
+    return model.seen
+
+
+def test_lightning_gives_the_bucket_sampler_each_epoch_and_a_resumed_fit_the_same(tmp_path):
+    # Lightning tells loader.sampler and loader.batch_sampler.sampler the epoch, not the batch sampler itself,
+    # and only after building a fit's first iterator: a real fit must still see each epoch's own batches.
+    seen = _bucketed_fit(3, tmp_path / "whole")
+    epochs = [[b for e, b in seen if e == k] for k in range(3)]
+    assert [len(bs) for bs in epochs] == [8, 8, 8] and epochs[1] != epochs[2]
+    assert {i for b in epochs[0] for i in b} == set(range(20))  # the curriculum's epoch
+    assert [sorted(i for b in bs for i in b) for bs in epochs[1:]] == [list(range(64))] * 2
+    _bucketed_fit(2, tmp_path / "first")
+    ckpt = next((tmp_path / "first").rglob("*.ckpt"))
+    resumed = _bucketed_fit(3, tmp_path / "first", resume_from=str(ckpt))
+    assert [b for e, b in resumed] == epochs[2]  # epoch 2 again, not epoch 0's draw
 
 
 def test_first_epochs_draw_from_their_items_alone():
-    lengths = np.random.default_rng(1).integers(1000, 5000, 90).tolist()
-    first = list(range(0, 90, 3))  # a third of the set
-    s = BucketBatchSampler(lengths, batch_size=10, seed=0, first_epochs=(first, 2))
+    lengths = np.random.default_rng(1).integers(1000, 5000, 95).tolist()
+    first = list(range(0, 95, 3))  # 32 items, about a third of the set
+    s = BucketBatchSampler(lengths, batch_size=10, max_batch_samples=40000, seed=0, first_epochs=(first, 2))
+    whole = BucketBatchSampler(lengths, batch_size=10, max_batch_samples=40000, seed=0)
     for epoch in (0, 1):
         s.set_epoch(epoch)
-        drawn = [i for b in s for i in b]
-        assert len(drawn) == 90 and set(drawn) == set(first)  # each of them three times
-        assert np.bincount(drawn, minlength=90)[first].tolist() == [3] * 30
+        whole.set_epoch(epoch)
+        batches = list(s)
+        assert len(batches) == len(s) == len(list(whole))  # Lightning counts the batches once, at epoch 0
+        assert {i for b in batches for i in b} == set(first)
+        assert all(len(set(b)) == len(b) for b in batches)  # no batch holds one item twice
+        counts = np.bincount([i for b in batches for i in b], minlength=95)[first]
+        assert counts.max() - counts.min() <= 1  # round after round: all items equally often
     s.set_epoch(2)
-    assert sorted(i for b in s for i in b) == list(range(90))  # then the whole set, once each
+    assert sorted(i for b in s for i in b) == list(range(95))  # then the whole set, once each
     plain = BucketBatchSampler(lengths, batch_size=10, seed=0)
     assert list(plain) == list(BucketBatchSampler(lengths, batch_size=10, seed=0, first_epochs=(first, 0)))
 

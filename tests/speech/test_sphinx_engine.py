@@ -150,5 +150,22 @@ def test_espeak_first_epochs_hold_back_the_sphinx_share(tmp_path):
     assert {i for b in sampler for i in b} == by_espeak
     sampler.set_epoch(1)
     assert sorted(i for b in sampler for i in b) == list(range(12))
-    with pytest.raises(InputError, match="espeak_first_epochs"):
-        SpokenDigitsDataModule(cache_dir=str(tmp_path), espeak_first_epochs=-1)
+
+
+def test_the_cache_knows_the_engine_revision_where_the_engine_speaks(monkeypatch, tmp_path):
+    from speech.data import sphinx
+
+    plain, spoken = DigitsSpec(), DigitsSpec(sphinx_fraction=0.5)
+    longer = SpokenDigitsDataModule(cache_dir=str(tmp_path), sphinx_fraction=0.5, size_ratio=2)
+    keys = plain.key(), spoken.key(), longer.test_spec.key()
+    monkeypatch.setattr(sphinx, "REVISION", sphinx.REVISION + 1)
+    assert spoken.key() != keys[1]  # a changed engine rebuilds the sets it speaks in ...
+    assert plain.key() == keys[0] and longer.test_spec.key() == keys[2]  # ... and no other (eSpeak's test split)
+
+
+@pytest.mark.parametrize("epochs, shares, message", [
+    (None, {"sphinx_fraction": 0.5}, "whole number"), (1.5, {"sphinx_fraction": 0.5}, "whole number"),
+    (-1, {"sphinx_fraction": 0.5}, "whole number"), (2, {}, "above 0"), (2, {"sphinx_fraction": 1.0}, "less than 1")])
+def test_espeak_first_epochs_refuses_what_cannot_work(tmp_path, epochs, shares, message):
+    with pytest.raises(InputError, match=message):
+        SpokenDigitsDataModule(cache_dir=str(tmp_path), espeak_first_epochs=epochs, **shares)
