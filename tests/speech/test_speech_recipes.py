@@ -73,13 +73,13 @@ def test_wer_cer_agree_with_jiwer():
 
 def test_spoken_digits_learns_quickly(out_dir):
     """In about a minute the CTC loss falls and the character error rate leaves chance (~1.0) behind.
-    With the recipe's drawn voices, quantisation and low rates, 6 epochs at lr 3e-3 left val/loss at 1.79; with
-    its quarter from the Sphinx HMM these 10 epochs reach val/loss 1.44, CER 0.62 (14 epochs: 1.38, 0.52)."""
+    With the recipe's half from the Sphinx HMM after two eSpeak-only epochs these 10 epochs reach val/loss 1.64,
+    CER 0.54 (a quarter and no eSpeak-only epochs: 1.44, 0.62); val is eSpeak's held-out voices."""
     rec = train_cfg(["experiment=speech/spoken_digits", "data.num_utterances={train:400,val:40,test:40}",
                      "data.batch_size=8", "model.dim=64", "model.depth=2", "model.subsample_channels=16",
                      "trainer.max_epochs=10", "module.optimizer.lr=5e-3"], out_dir)
     print(json.dumps({k: rec[k] for k in ("val/loss", "test/cer", "test/wer", "train_seconds")}))
-    assert rec["val/loss"] < 1.5, rec  # a blank-only model sits at ~3
+    assert rec["val/loss"] < 2.0, rec  # a blank-only model sits at ~3
     assert rec["test/cer"] < 0.75, rec  # a blank-only or one-word model sits near 1
 
 
@@ -90,7 +90,7 @@ def test_spoken_digits_bar(out_dir):
     rec = train_cfg(["experiment=speech/spoken_digits"], out_dir)
     print(json.dumps({k: rec[k] for k in ("test/wer", "test/wer_free", "test/cer", "train_seconds", "epochs")}))
     assert rec["test/wer"] <= 0.03, rec  # the recipe's decoding (digit lexicon)
-    assert rec["test/wer_free"] <= 0.05, rec  # the free spelling: 0.029 +- 0.017 (n=3) at 2 threads
+    assert rec["test/wer_free"] <= 0.08, rec  # the free spelling, not the recipe's: 0.045 +- 0.035 (n=3)
     assert rec["train_seconds"] < 600, rec
 
 
