@@ -49,7 +49,8 @@ class DigitsSpec:
         min_digits, max_digits: sequence length range.
         rate, pitch, pitch_range, word_gap: inclusive ranges drawn uniformly per utterance.
         random_voices: drawn eSpeak voices (:mod:`speech.data.voices`) added to the training variants;
-            every other training utterance speaks in one of them (0: the shipped variants only).
+            every other training utterance that eSpeak speaks uses one of them (an utterance another engine
+            speaks takes that engine's voice; 0: the shipped variants only).
         pico_fraction: share of training utterances spoken by SVOX Pico instead (:mod:`speech.data.pico`,
             a second engine; val and test stay eSpeak's held-out voices).
         sam_fraction: share of training utterances spoken by SAM (:mod:`speech.data.sam`, a third engine; pure
