@@ -20,10 +20,10 @@ def config_digest(config: dict) -> str:
 
 
 def _tell_samplers(loader, epoch: int) -> None:
-    """Set ``epoch`` on the loader's samplers that draw by epoch (a distributed or bucketing sampler): Lightning
-    does it only after it has built the first iterator of a fit, so a resumed run would draw epoch 0's order."""
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    for sampler in (getattr(loader, "sampler", None), batch_sampler, getattr(batch_sampler, "sampler", None)):
+    """Set ``epoch`` where Lightning sets it (``loader.sampler``, ``loader.batch_sampler.sampler``), but before
+    the iterator draws: Lightning does it only after building a fit's first iterator, so a resumed run would
+    draw epoch 0's order."""
+    for sampler in (getattr(loader, "sampler", None), getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
         if callable(getattr(sampler, "set_epoch", None)):
             sampler.set_epoch(epoch)
 

@@ -90,8 +90,7 @@ class DigitsSpec:
         if not 0 < self.rate[0] <= self.rate[1]:
             raise ValueError(f"data.rate={list(self.rate)} must be a positive range of words per minute.")
         check_count(self.random_voices)
-        shares = (self.pico_fraction, self.sam_fraction, self.sphinx_fraction)
-        if min(shares) < 0.0 or sum(shares) > 1.0:
+        if min(self.pico_fraction, self.sam_fraction, self.sphinx_fraction) < 0.0 or self.other_share > 1.0:
             raise ValueError(f"data.pico_fraction={self.pico_fraction}, data.sam_fraction={self.sam_fraction} and "
                              f"data.sphinx_fraction={self.sphinx_fraction} must be shares in [0, 1] that add up to "
                              "at most 1.")
@@ -101,6 +100,11 @@ class DigitsSpec:
             sam.require_sam()
         if self.sphinx_fraction > 0:
             sphinx.require_sphinx()
+
+    @property
+    def other_share(self) -> float:
+        """The share of training utterances that engines other than eSpeak speak."""
+        return self.pico_fraction + self.sam_fraction + self.sphinx_fraction
 
     def key(self) -> str:
         """Short hash of the spec and of the revision of the Sphinx engine when it speaks (names the cache file)."""
@@ -124,7 +128,7 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             else:
                 variant = variants[i % len(variants)]
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variant}"
-            if split == "train" and any(fraction > 0 for fraction, _ in other_engines):  # own stream
+            if split == "train" and spec.other_share > 0:  # own stream
                 engine_rng = np.random.default_rng([spec.seed, si, i, 2])
                 share, bound = engine_rng.random(), 0.0
                 for fraction, draw_voice in other_engines:  # consecutive slices of [0, 1), in this order
@@ -183,8 +187,7 @@ def _curriculum_epochs(epochs, spec: DigitsSpec) -> int:
     """``data.espeak_first_epochs`` checked: a whole number, and only with another engine beside eSpeak."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise InputError(f"data.espeak_first_epochs={epochs!r} must be a whole number of epochs, 0 or more.")
-    shares = spec.pico_fraction + spec.sam_fraction + spec.sphinx_fraction
-    if epochs and not 0.0 < shares < 1.0:
+    if epochs and not 0.0 < spec.other_share < 1.0:
         raise InputError(f"data.espeak_first_epochs={epochs} holds back the other engines' utterances: it needs "
                          "data.pico_fraction, data.sam_fraction or data.sphinx_fraction above 0 and adding up "
                          "to less than 1.")

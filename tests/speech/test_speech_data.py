@@ -101,26 +101,23 @@ def test_bucket_sampler_groups_similar_lengths():
     assert list(s) == batches  # reproducible
 
 
-class _Recorder:
-    """A Lightning module (built lazily: lightning is heavy to import) that records its batches by epoch."""
+def _recorder():
+    """A Lightning module that records its batches by epoch (lightning imported here: it is heavy)."""
+    import lightning as L
 
-    @staticmethod
-    def make():
-        import lightning as L
+    class Recorder(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w, self.seen = torch.nn.Parameter(torch.zeros(1)), []
 
-        class Recorder(L.LightningModule):
-            def __init__(self) -> None:
-                super().__init__()
-                self.w, self.seen = torch.nn.Parameter(torch.zeros(1)), []
+        def training_step(self, batch, _):
+            self.seen.append((self.current_epoch, batch.tolist()))
+            return (self.w - batch.float().mean()) ** 2
 
-            def training_step(self, batch, _):
-                self.seen.append((self.current_epoch, batch.tolist()))
-                return (self.w - batch.float().mean()) ** 2
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
 
-            def configure_optimizers(self):
-                return torch.optim.SGD(self.parameters(), lr=0.0)
-
-        return Recorder()
+    return Recorder()
 
 
 def _bucketed_fit(epochs: int, root, resume_from=None) -> list:
@@ -137,7 +134,7 @@ def _bucketed_fit(epochs: int, root, resume_from=None) -> list:
             sampler = BucketBatchSampler(lengths, batch_size=8, seed=2, first_epochs=(range(20), 1))
             return torch.utils.data.DataLoader(list(range(64)), batch_sampler=sampler)
 
-    model = _Recorder.make()
+    model = _recorder()
     L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, default_root_dir=root, enable_progress_bar=False,
               enable_model_summary=False, callbacks=[EpochReseed(7)]).fit(model, Items(), ckpt_path=resume_from)
     return model.seen
