@@ -6,8 +6,11 @@ numpy alone (the package is only located, not imported: its decoder is not neede
 
 - ``mdef`` (binary): the 42 base phones and the tree that maps a phone in its left/right context and word
   position to a triphone, whose three emitting states each have a senone (tied state);
-- ``means``: per base phone, a codebook of 128 Gaussians over the 13 static cepstra (plus deltas, unused);
-- ``sendump``: each senone's mixture weights over its base phone's codebook, 8-bit quantised negative logs;
+- ``means``, ``variances``: per base phone, three codebooks (streams) of 128 diagonal Gaussians over 13
+  coefficients each: the static cepstra ``c``, their deltas ``c[t+2] - c[t-2]`` and delta-deltas
+  ``(c[t+3] - c[t-1]) - (c[t+1] - c[t-3])`` (``feat.params``: ``1s_c_d_dd``, ``svspec 0-12/13-25/26-38``);
+- ``sendump``: each senone's mixture weights over its base phone's codebook per stream, 8-bit quantised
+  negative logs;
 - ``transition_matrices``: per base phone, each state's self-loop count (so its expected duration).
 
 The cepstra are those of Sphinx's front end: 25 unit-area mel filters 130-6,800 Hz on 16 kHz audio after
@@ -32,7 +35,8 @@ __all__ = ["WORD_BEGIN", "WORD_END", "WORD_INTERNAL", "WORD_SINGLE", "AcousticMo
 # Sphinx's word positions, the first level of the triphone tree.
 WORD_INTERNAL, WORD_BEGIN, WORD_END, WORD_SINGLE = 0, 1, 2, 3
 _BYTE_ORDER_MAGIC = 0x11223344
-_SENDUMP_LOG_SCALE = 1024 * np.log(1.0001)  # logmath base 1.0001, shifted by 10 bits when quantised
+_SENDUMP_LOG_SCALE = 1024 * np.log(1.0001)
+_VARIANCE_FLOOR = 1e-4  # Sphinx's own -varfloor: a few densities no senone uses hold zero variances  # logmath base 1.0001, shifted by 10 bits when quantised
 
 
 def model_dir() -> Path:
@@ -54,17 +58,17 @@ def _s3_body(path: Path) -> tuple[bytes, int]:
     return raw, start + 4
 
 
-def _static_means(path: Path) -> np.ndarray:
-    """``(codebooks, densities, 13)`` Gaussian means of the static cepstra."""
+def _gaussians(path: Path) -> np.ndarray:
+    """``(codebooks, streams, densities, 13)`` Gaussian means or variances of the three streams."""
     raw, o = _s3_body(path)
     n_codebooks, n_streams, n_densities = struct.unpack("<3i", raw[o:o + 12])
     o += 12
     lengths = struct.unpack(f"<{n_streams}i", raw[o:o + 4 * n_streams])
-    if len(set(lengths)) != 1:
-        raise InputError(f"{path} has streams of unequal widths {lengths}; a 1s_c_d_dd model is expected.")
+    if lengths != (13, 13, 13):
+        raise InputError(f"{path} has streams of widths {lengths}; three of 13 (1s_c_d_dd) are expected.")
     o += 4 * n_streams + 4  # then the total count
     flat = np.frombuffer(raw, "<f4", n_codebooks * n_densities * sum(lengths), o)
-    return flat.reshape(n_codebooks, n_streams, n_densities, lengths[0])[:, 0].astype(np.float64)
+    return flat.reshape(n_codebooks, n_streams, n_densities, lengths[0]).astype(np.float64)
 
 
 def _self_loops(path: Path) -> np.ndarray:
@@ -77,24 +81,27 @@ def _self_loops(path: Path) -> np.ndarray:
 
 
 def _mixture_weights(path: Path) -> np.ndarray:
-    """``(senones, densities)`` weights of the static-cepstra stream, each row summing to 1."""
+    """``(senones, streams, densities)`` mixture weights, summing to 1 over the densities."""
     raw, o, header = path.read_bytes(), 0, []
     while (n := struct.unpack("<i", raw[o:o + 4])[0]) != 0:  # length-prefixed header strings, 0 ends them
         header.append(raw[o + 4:o + 4 + n].rstrip(b"\0").decode("latin-1"))
         o += 4 + n
     if "cluster_count 0" not in header:
         raise InputError(f"{path} holds clustered (4-bit) mixture weights; only 8-bit ones are read.")
+    n_streams = next((int(h.split()[1]) for h in header if h.startswith("feature_count ")), 1)
     n_densities, n_senones = struct.unpack("<2i", raw[o + 4:o + 12])
-    quantised = np.frombuffer(raw, np.uint8, n_densities * n_senones, o + 12).reshape(n_densities, n_senones)
-    weights = np.exp(-_SENDUMP_LOG_SCALE * quantised.T.astype(np.float64))
-    return weights / weights.sum(1, keepdims=True)
+    quantised = np.frombuffer(raw, np.uint8, n_streams * n_densities * n_senones, o + 12)
+    weights = np.exp(-_SENDUMP_LOG_SCALE * quantised.reshape(n_streams, n_densities, n_senones).astype(np.float64))
+    weights = weights.transpose(2, 0, 1)
+    return weights / weights.sum(-1, keepdims=True)
 
 
 @dataclass(frozen=True)
 class AcousticModel:
     phones: tuple[str, ...]  # base phones; a phone's index is its codebook's
-    means: np.ndarray  # (base phones, 128, 13)
-    weights: np.ndarray  # (senones, 128)
+    means: np.ndarray  # (base phones, 3 streams, 128, 13): static, delta, delta-delta
+    variances: np.ndarray  # (base phones, 3 streams, 128, 13)
+    weights: np.ndarray  # (senones, 3 streams, 128)
     self_loops: np.ndarray  # (base phones, 3), by transition matrix
     senone_codebook: np.ndarray  # (senones,) base phone owning each senone
     tree: np.ndarray  # records (ctx, n_down, down): word position > base > left > right > triphone
@@ -160,7 +167,9 @@ def _read_mdef(path: Path) -> dict:
 def load_model() -> AcousticModel:
     """The installed wheel's acoustic model (read once per process, about 0.3 s)."""
     d = model_dir() / "en-us"
-    return AcousticModel(means=_static_means(d / "means"), weights=_mixture_weights(d / "sendump"),
+    variances = np.maximum(_gaussians(d / "variances"), _VARIANCE_FLOOR)
+    return AcousticModel(means=_gaussians(d / "means"), variances=variances,
+                         weights=_mixture_weights(d / "sendump"),
                          self_loops=_self_loops(d / "transition_matrices"), **_read_mdef(d / "mdef"))
 
 

@@ -39,15 +39,19 @@ def test_model_reads_as_speech_statistics():
     from speech.data.sphinx_model import load_model, pronunciations
 
     model = load_model()
-    assert len(model.phones) == 42 and model.means.shape == (42, 128, 13)
-    np.testing.assert_allclose(model.weights.sum(1), 1.0)
+    assert len(model.phones) == 42 and model.means.shape == model.variances.shape == (42, 3, 128, 13)
+    assert model.weights.shape == (len(model.senone_codebook), 3, 128) and (model.variances > 0).all()
+    np.testing.assert_allclose(model.weights.sum(-1), 1.0)
+    # deltas and delta-deltas rise as often as they fall: their Gaussians centre on zero (the speech phones')
+    changes = model.means[2:, 1:]
+    assert (np.abs(changes.mean((0, 2))) < 0.1 * changes.std((0, 2))).all()
     expected_frames = 1 / (1 - model.self_loops)  # a state lasts 10-200 ms, a typical one 20-50 ms
     assert model.self_loops.shape == (42, 3) and expected_frames.min() > 1 and expected_frames.max() < 20
     assert 2 < np.median(expected_frames) < 5
 
     def level(phone):  # c0 expected over the middle state's mixture
         senone = model.context_free_states(model.index(phone))[0][1]
-        return float(model.weights[senone] @ model.means[model.senone_codebook[senone], :, 0])
+        return float(model.weights[senone, 0] @ model.means[model.senone_codebook[senone], 0, :, 0])
 
     assert level("AA") - level("SIL") > 15  # an open vowel sits far above silence (c0 = 5 x mean log power)
     ay, f, v = (model.index(p) for p in ("AY", "F", "V"))
@@ -60,8 +64,39 @@ def test_model_reads_as_speech_statistics():
     assert pronunciations()["zero"] == [["Z", "IH", "R", "OW"], ["Z", "IY", "R", "OW"]]
 
 
+def test_trajectory_is_the_weighted_least_squares_over_sphinx_windows():
+    from speech.data.sphinx import trajectory
+
+    rng = np.random.default_rng(1)
+    frames = 40
+    means = rng.normal(size=(frames, 3, 13))
+    variances = rng.uniform(0.2, 3.0, size=(frames, 3, 13))
+    got = trajectory(means, variances)
+
+    def at(t):  # Sphinx repeats the edge frames
+        return min(max(t, 0), frames - 1)
+
+    windows = np.zeros((3, frames, frames))
+    for t in range(frames):
+        windows[0, t, t] = 1
+        windows[1, t, at(t + 2)] += 1
+        windows[1, t, at(t - 2)] -= 1
+        for k, sign in ((3, 1), (-1, -1), (1, -1), (-3, 1)):
+            windows[2, t, at(t + k)] += sign
+    for k in range(13):
+        scale = 1 / np.sqrt(variances[:, :, k].T)  # (3, frames)
+        lhs = (windows * scale[:, :, None]).reshape(3 * frames, frames)
+        want = np.linalg.lstsq(lhs, (means[:, :, k].T * scale).ravel(), rcond=None)[0]
+        np.testing.assert_allclose(got[:, k], want, atol=1e-8)
+    # held by its static Gaussians alone, the trajectory is their means
+    loose = variances.copy()
+    loose[:, 1:] = 1e12
+    np.testing.assert_allclose(trajectory(means, loose), means[:, 0], atol=1e-6)
+
+
 def test_sphinx_front_end_recovers_the_drawn_cepstra():
     from speech.data.sphinx import cepstra, vocode
+    from speech.data.sphinx_model import load_model
 
     rng = np.random.default_rng(0)
     cep, voicing = cepstra("seven three nine", rng)
@@ -71,8 +106,12 @@ def test_sphinx_front_end_recovers_the_drawn_cepstra():
     drawn, heard = cep[1:n + 1] - cep[1:n + 1].mean(0), got[:n] - got[:n].mean(0)
     corr = np.array([np.corrcoef(drawn[:, k], heard[:, k])[0, 1] for k in range(13)])
     spread = heard.std(0) / drawn.std(0)
-    assert (corr[:5] > 0.93).all() and (0.85 < spread[:5]).all() and (spread[:5] < 1.15).all()  # broad shape
-    assert (corr[5:11] > 0.6).all()  # formant detail; the top coefficients also see the pitch harmonics
+    assert (corr[:4] > 0.93).all() and (0.85 < spread[:5]).all() and (spread[:5] < 1.15).all()  # broad shape
+    # the error against how far the model's phones spread each coefficient: small for the broad shape, under
+    # the spread for formant detail (the top coefficients also see the pitch harmonics)
+    model = load_model()
+    error = np.sqrt(((heard - drawn) ** 2).mean(0)) / model.means[2:, 0].std((0, 1))  # past the noise phones
+    assert (error[:5] < 0.35).all() and (error[5:11] < 0.8).all()
 
 
 def test_a_real_speech_decoder_reads_the_engine_and_no_energy_sits_below_60_hz(tmp_path):
@@ -96,7 +135,7 @@ def test_a_real_speech_decoder_reads_the_engine_and_no_energy_sits_below_60_hz(t
         decoder.end_utt()
         said_all.append(" ".join(said))
         heard_all.append(decoder.hyp().hypstr if decoder.hyp() else "")
-    assert jiwer.wer(said_all, heard_all) < 0.35  # about 0.15 on 60 sequences (speech.data.sphinx)
+    assert jiwer.wer(said_all, heard_all) < 0.2  # about 0.07 on 80 sequences (speech.data.sphinx)
 
 
 def test_engine_is_reproducible_and_follows_the_voice():
