@@ -13,17 +13,18 @@ train on a falling pitch contour for voiced phones and noise for the rest, overl
 
 PocketSphinx's own decoder (a digit-loop grammar) reads this engine's digit sequences at a word error rate of
 about 0.07 (80 sequences at the training set's rates and voices; 0.16 from the static means alone, held over
-each state and smoothed), so the draws are phones a real-speech model accepts. A seven-digit utterance takes about 50 ms.
+each state and smoothed), so the draws are phones a real-speech model accepts. A seven-digit utterance takes
+about 50 ms.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.fft import idct
 from scipy import sparse
+from scipy.fft import idct
 from scipy.ndimage import gaussian_filter1d
-from scipy.sparse.linalg import spsolve
 from scipy.signal import istft, stft
+from scipy.sparse.linalg import spsolve
 
 from core.train.errors import InputError
 from speech.data.espeak import DEFAULT_RATE, Utterance
@@ -118,10 +119,10 @@ def cepstra(text: str, rng: np.random.Generator, *, tempo: float = 1.0, sharpen:
             expected = 1.0 / max(1.0 - model.self_loops[tmat, state], 1e-3)
             n = int(rng.integers(3, 12)) if phone == "SIL" else max(1, round(rng.gamma(4.0, expected / 4.0) * tempo))
             weights = model.weights[senone] ** sharpen  # (streams, densities)
-            picks = [rng.choice(weights.shape[1], p=w / w.sum()) for w in weights]
-            codebook = model.senone_codebook[senone]
-            means += [model.means[codebook, range(len(picks)), picks]] * n
-            variances += [model.variances[codebook, range(len(picks)), picks]] * n
+            gaussian = (model.senone_codebook[senone], np.arange(len(weights)),
+                        [rng.choice(weights.shape[1], p=w / w.sum()) for w in weights])  # one per stream
+            means += [model.means[gaussian]] * n
+            variances += [model.variances[gaussian]] * n
             voicing += [0.0 if phone in _UNVOICED else 0.5 if phone in _HALF_VOICED else 1.0] * n
     return trajectory(np.array(means), np.array(variances)), gaussian_filter1d(np.array(voicing), 1.0)
 

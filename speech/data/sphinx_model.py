@@ -35,8 +35,9 @@ __all__ = ["WORD_BEGIN", "WORD_END", "WORD_INTERNAL", "WORD_SINGLE", "AcousticMo
 # Sphinx's word positions, the first level of the triphone tree.
 WORD_INTERNAL, WORD_BEGIN, WORD_END, WORD_SINGLE = 0, 1, 2, 3
 _BYTE_ORDER_MAGIC = 0x11223344
-_SENDUMP_LOG_SCALE = 1024 * np.log(1.0001)
-_VARIANCE_FLOOR = 1e-4  # Sphinx's own -varfloor: a few densities no senone uses hold zero variances  # logmath base 1.0001, shifted by 10 bits when quantised
+_SENDUMP_LOG_SCALE = 1024 * np.log(1.0001)  # logmath base 1.0001, shifted by 10 bits when quantised
+_STREAMS = 3  # static cepstra, deltas, delta-deltas (1s_c_d_dd)
+_VARIANCE_FLOOR = 1e-4  # Sphinx's own -varfloor: a few densities no senone uses hold zero variances
 
 
 def model_dir() -> Path:
@@ -64,7 +65,7 @@ def _gaussians(path: Path) -> np.ndarray:
     n_codebooks, n_streams, n_densities = struct.unpack("<3i", raw[o:o + 12])
     o += 12
     lengths = struct.unpack(f"<{n_streams}i", raw[o:o + 4 * n_streams])
-    if lengths != (13, 13, 13):
+    if lengths != (13,) * _STREAMS:
         raise InputError(f"{path} has streams of widths {lengths}; three of 13 (1s_c_d_dd) are expected.")
     o += 4 * n_streams + 4  # then the total count
     flat = np.frombuffer(raw, "<f4", n_codebooks * n_densities * sum(lengths), o)
@@ -86,14 +87,12 @@ def _mixture_weights(path: Path) -> np.ndarray:
     while (n := struct.unpack("<i", raw[o:o + 4])[0]) != 0:  # length-prefixed header strings, 0 ends them
         header.append(raw[o + 4:o + 4 + n].rstrip(b"\0").decode("latin-1"))
         o += 4 + n
-    if "cluster_count 0" not in header:
-        raise InputError(f"{path} holds clustered (4-bit) mixture weights; only 8-bit ones are read.")
-    n_streams = next((int(h.split()[1]) for h in header if h.startswith("feature_count ")), 1)
+    if "cluster_count 0" not in header or f"feature_count {_STREAMS}" not in header:
+        raise InputError(f"{path} is not 8-bit mixture weights over {_STREAMS} streams (1s_c_d_dd), the kind read.")
     n_densities, n_senones = struct.unpack("<2i", raw[o + 4:o + 12])
-    quantised = np.frombuffer(raw, np.uint8, n_streams * n_densities * n_senones, o + 12)
-    weights = np.exp(-_SENDUMP_LOG_SCALE * quantised.reshape(n_streams, n_densities, n_senones).astype(np.float64))
-    weights = weights.transpose(2, 0, 1)
-    return weights / weights.sum(-1, keepdims=True)
+    quantised = np.frombuffer(raw, np.uint8, _STREAMS * n_densities * n_senones, o + 12)
+    weights = np.exp(-_SENDUMP_LOG_SCALE * quantised.reshape(_STREAMS, n_densities, n_senones).T.astype(np.float64))
+    return weights.transpose(0, 2, 1) / weights.sum(1)[:, :, None]  # (senones, streams, densities)
 
 
 @dataclass(frozen=True)
