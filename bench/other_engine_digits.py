@@ -108,13 +108,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lexicon", choices=["ckpt", "none", "digits"], default="ckpt",
                     help="decode with the checkpoint's lexicon, none (free spelling), or the ten digit words")
     args = ap.parse_args(argv)
+    with contextlib.ExitStack() as stack:  # a temporary folder goes away with its recordings
+        folder = Path(args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="other_engine_digits_")))
+        folder.mkdir(parents=True, exist_ok=True)
+        score(folder, args)
+
+
+def score(folder: Path, args: argparse.Namespace) -> None:
+    """Speak the recordings into ``folder``, transcribe them with ``mas-predict``'s path, print the WERs."""
     from torchmetrics.functional.text import word_error_rate
 
     from core.train.run import load_for_predict
     from speech.predict import transcribe_files
 
-    folder = Path(args.keep or tempfile.mkdtemp(prefix="other_engine_digits_"))
-    folder.mkdir(parents=True, exist_ok=True)
     recordings = make_recordings(folder, args.per_length, args.seed, args.engine)
     _, dm, module = load_for_predict(args.ckpt)
     if args.lexicon != "ckpt":

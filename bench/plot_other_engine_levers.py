@@ -7,8 +7,8 @@ recipe's seeds score within 0.001 of the bench) and which engines spoke the trai
 means with 95 % Student-t intervals over seeds and draws every seed as a dot beside its lever's mean and
 interval (``--png``), over a band for the first row's interval (the eSpeak-only recipe every lever was
 measured against: each change is an override on it; the recipe now adds ``data.sphinx_fraction=0.5
-data.espeak_first_epochs=2`` on the Sphinx engine's trajectories; rows after "the sampler fix" drew new
-batches every epoch, rows naming the trajectories had them). A WER on an engine that spoke part of the
+data.espeak_first_epochs=2 model.top_db=50`` on the Sphinx engine's trajectories; rows after "the sampler
+fix" drew new batches every epoch, rows naming the trajectories had them). A WER on an engine that spoke part of the
 training set is drawn hollow: it is not a held-out engine.
 
     python bench/plot_other_engine_levers.py [--csv other_engine_levers.csv] [--png other_engine_levers.png]
@@ -80,7 +80,7 @@ def plot(levers: dict[str, list[dict]], path: Path) -> None:
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle("Spoken digits from other engines: dots are training seeds, bars 95% t intervals; "
                  "hollow = engine in training", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the suptitle above the panel titles
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

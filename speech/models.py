@@ -18,6 +18,7 @@ one 10 ms frame), so ``pe=`` acts on real time for any hop or subsampling.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import torch
@@ -40,13 +41,21 @@ class LogMel(nn.Module):
     ``lifter`` > 0 keeps only that many cepstral coefficients of each frame (a DCT over the mel axis, truncated,
     and back): the spectral envelope stays on the mel axis while the harmonics of the voice's pitch, which a
     synthesiser draws its own way, are smoothed out.
+
+    ``top_db`` floors each utterance's mel power that many dB below its loudest bin (torchaudio's
+    ``amplitude_to_DB``, as Whisper's front end does). Without it, the normalisation stretches whatever lies in
+    an empty band (above 4 kHz in an 8 kHz recording, a digital-silence gap) to unit variance, and that residue
+    (resampling leakage, dither, a WAV's quantisation) differs from one recording chain to the next.
     """
 
-    def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, lifter: int = 0) -> None:
+    def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, lifter: int = 0,
+                 top_db: float | None = None) -> None:
         super().__init__()
         if not 0 <= lifter <= n_mels:
             raise ValueError(f"model.lifter={lifter} must be in 0..n_mels={n_mels} (0: no liftering).")
-        self.hop_length = hop_length
+        if top_db is not None and top_db <= 0:
+            raise ValueError(f"model.top_db={top_db} must be positive (or null for no floor).")
+        self.hop_length, self.top_db = hop_length, top_db
         self.mel = T.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop_length,
                                     n_mels=n_mels, center=True, power=2.0)
         smooth = None
@@ -66,7 +75,12 @@ class LogMel(nn.Module):
             power = self.mel.spectrogram(wave.float())
             if spectral is not None:
                 power = spectral(power)
-            feats = (self.mel.mel_scale(power) + 1e-6).log().transpose(1, 2)  # (B, T, M)
+            mel = self.mel.mel_scale(power) + 1e-6  # (B, M, T)
+            if self.top_db is None:
+                feats = mel.log().transpose(1, 2)  # (B, T, M)
+            else:  # natural log like the unfloored path; (B, 1, M, T) so the loudest bin is per utterance
+                db = torchaudio.functional.amplitude_to_DB(mel.unsqueeze(1), 10.0, 1e-10, 0.0, self.top_db)
+                feats = (db.squeeze(1) * (math.log(10) / 10)).transpose(1, 2)
             if self.smooth is not None:
                 feats = feats @ self.smooth
         n = self.frames(lengths).clamp(max=feats.shape[1])
@@ -102,6 +116,7 @@ class AudioTransformer(nn.Module):
     Args:
         sample_rate, n_fft, hop_length, n_mels: front end (defaults: 25 ms windows, 10 ms hop, 80 mels).
         lifter: cepstral coefficients the front end keeps per frame (:class:`LogMel`; 0: all).
+        top_db: floor of each utterance's mel power, dB below its loudest bin (:class:`LogMel`; ``None``: none).
         freq_masks, freq_mask_param, time_masks, time_mask_frac: SpecAugment in training (torchaudio).
         augment: keyword arguments of :class:`speech.augment.SpeechAugment` (speed, reverberation, babble,
             noise, vocal-tract-length warp, equaliser, band-limiting) applied in training, or ``None``.
@@ -117,7 +132,7 @@ class AudioTransformer(nn.Module):
     pos_ndim = 1
 
     def __init__(self, *, sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
-                 n_mels: int = 80, lifter: int = 0, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
+                 n_mels: int = 80, lifter: int = 0, top_db: float | None = None, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
                  time_mask_frac: float = 0.05, subsample_channels: int = 64, dim: int = 144, depth: int = 6,
                  num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
                  drop_path: float = 0.0, conv_kernel: int = 0, conv_norm: str = "group", macaron: bool = False,
@@ -133,7 +148,7 @@ class AudioTransformer(nn.Module):
             raise ValueError(f"model.hop_length={hop_length} must be positive and at most model.n_fft={n_fft}.")
         self.dim, self.sample_rate, self.hop_length = dim, int(sample_rate), hop_length
         self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
-                               lifter=lifter)
+                               lifter=lifter, top_db=top_db)
         self.augment = (SpeechAugment(sample_rate=sample_rate, **dict(augment))
                         if augment else None)
         self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_param, iid_masks=True) for _ in range(freq_masks))

@@ -6,6 +6,7 @@ import functools
 
 import pytest
 import torch
+import torchaudio
 import torchaudio.transforms as T
 
 from core.nn.attention import LinearAttention, MultiHeadAttention, record_attention
@@ -55,6 +56,28 @@ def test_lifter_keeps_the_first_cepstral_coefficients_per_frame():
     assert torch.allclose(full, small().eval().features(wave, lens)[0], atol=1e-3)  # all coefficients: no change
     with pytest.raises(ValueError, match="model.lifter"):
         small(lifter=41)
+
+
+def test_top_db_floors_each_utterance_below_its_loudest_bin():
+    import numpy as np
+
+    torch.manual_seed(0)
+    loud = torch.randn(16000) * 0.3
+    quiet = torchaudio.functional.resample(torchaudio.functional.resample(torch.randn(16000) * 0.05, 16000, 8000),
+                                           8000, 16000)  # stored at 8 kHz: the top band holds resampling leakage
+    wave, lens = torch.stack([loud, quiet]), torch.tensor([16000, 16000])
+    feats, _ = small(top_db=50.0).eval().features(wave, lens)
+    for i in range(2):  # numpy reference: natural-log mel power floored 50 dB below the utterance's maximum
+        ref = np.log(T.MelSpectrogram(16000, n_fft=400, hop_length=160, n_mels=40)(wave[i]).numpy().T + 1e-6)
+        ref = np.maximum(ref, ref.max() - 5 * np.log(10))
+        ref = (ref - ref.mean(0)) / np.sqrt(ref.var(0) + 1e-5)
+        assert np.allclose(feats[i].numpy(), ref, atol=1e-3)
+    band = (slice(2, -2), slice(35, 40))  # mel bands above 5 kHz, frames clear of the resampler's edges
+    assert feats[1][band].std(0).max() < 1e-6  # the empty band is the floor, flat in time ...
+    unfloored, _ = small().eval().features(wave, lens)
+    assert unfloored[1][band].std(0).min() > 0.1  # ... where without it the leakage, stretched, moves
+    with pytest.raises(ValueError, match="model.top_db"):
+        small(top_db=0)
 
 
 def test_subsampling_frame_times_and_padding():
