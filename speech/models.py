@@ -43,9 +43,10 @@ class LogMel(nn.Module):
     synthesiser draws its own way, are smoothed out.
 
     ``top_db`` floors each utterance's mel power that many dB below its loudest bin (torchaudio's
-    ``amplitude_to_DB``, as Whisper's front end does). Without it, the normalisation stretches whatever lies in
-    an empty band (above 4 kHz in an 8 kHz recording, a digital-silence gap) to unit variance, and that residue
-    (resampling leakage, dither, a WAV's quantisation) differs from one recording chain to the next.
+    ``amplitude_to_DB``; Whisper's front end floors at 80 dB). Without it, the normalisation stretches whatever
+    lies in an empty band (above 4 kHz in an 8 kHz recording, a digital-silence gap) to unit variance, and that
+    residue (resampling leakage, dither, a WAV's quantisation) differs from one recording chain to the next.
+    Padding frames hold no more than a window's tail of the utterance, so they never set its loudest bin.
     """
 
     def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, lifter: int = 0,
@@ -79,7 +80,8 @@ class LogMel(nn.Module):
             if self.top_db is None:
                 feats = mel.log().transpose(1, 2)  # (B, T, M)
             else:  # natural log like the unfloored path; (B, 1, M, T) so the loudest bin is per utterance
-                db = torchaudio.functional.amplitude_to_DB(mel.unsqueeze(1), 10.0, 1e-10, 0.0, self.top_db)
+                db = torchaudio.functional.amplitude_to_DB(mel.unsqueeze(1), multiplier=10.0, amin=1e-10,
+                                                           db_multiplier=0.0, top_db=self.top_db)
                 feats = (db.squeeze(1) * (math.log(10) / 10)).transpose(1, 2)
             if self.smooth is not None:
                 feats = feats @ self.smooth
@@ -132,8 +134,9 @@ class AudioTransformer(nn.Module):
     pos_ndim = 1
 
     def __init__(self, *, sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
-                 n_mels: int = 80, lifter: int = 0, top_db: float | None = None, freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2,
-                 time_mask_frac: float = 0.05, subsample_channels: int = 64, dim: int = 144, depth: int = 6,
+                 n_mels: int = 80, lifter: int = 0, top_db: float | None = None, freq_masks: int = 2,
+                 freq_mask_param: int = 15, time_masks: int = 2, time_mask_frac: float = 0.05,
+                 subsample_channels: int = 64, dim: int = 144, depth: int = 6,
                  num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
                  drop_path: float = 0.0, conv_kernel: int = 0, conv_norm: str = "group", macaron: bool = False,
                  max_seconds: float = 30.0, augment: dict | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 import torchaudio
@@ -59,8 +60,6 @@ def test_lifter_keeps_the_first_cepstral_coefficients_per_frame():
 
 
 def test_top_db_floors_each_utterance_below_its_loudest_bin():
-    import numpy as np
-
     torch.manual_seed(0)
     loud = torch.randn(16000) * 0.3
     quiet = torchaudio.functional.resample(torchaudio.functional.resample(torch.randn(16000) * 0.05, 16000, 8000),
@@ -76,6 +75,12 @@ def test_top_db_floors_each_utterance_below_its_loudest_bin():
     assert feats[1][band].std(0).max() < 1e-6  # the empty band is the floor, flat in time ...
     unfloored, _ = small().eval().features(wave, lens)
     assert unfloored[1][band].std(0).min() > 0.1  # ... where without it the leakage, stretched, moves
+    short = torch.cat([quiet[:11600], torch.zeros(400)])  # ends in silence: zero padding = reflect padding
+    alone, _ = small(top_db=50.0).eval().features(short[None], torch.tensor([12000]))
+    batch = torch.stack([loud, torch.cat([short, torch.zeros(4000)])])
+    padded, n = small(top_db=50.0).eval().features(batch, torch.tensor([16000, 12000]))
+    assert n[1] == alone.shape[1] == 76
+    assert torch.allclose(padded[1, :76], alone[0], atol=1e-4)  # a louder batch mate and padding change nothing
     with pytest.raises(ValueError, match="model.top_db"):
         small(top_db=0)
 
