@@ -43,7 +43,7 @@ class LogMel(nn.Module):
     synthesiser draws its own way, are smoothed out.
 
     ``top_db`` floors each utterance's mel power that many dB below its loudest bin (torchaudio's
-    ``amplitude_to_DB``; Whisper's front end floors at 80 dB). Without it, the normalisation stretches whatever
+    ``amplitude_to_DB`` does so on a dB scale; Whisper's front end floors at 80 dB). Without it, the normalisation stretches whatever
     lies in an empty band (above 4 kHz in an 8 kHz recording, a digital-silence gap) to unit variance, and that
     residue (resampling leakage, dither, a WAV's quantisation) differs from one recording chain to the next.
     Padding frames hold no more than a window's tail of the utterance, so they never set its loudest bin.
@@ -76,13 +76,10 @@ class LogMel(nn.Module):
             power = self.mel.spectrogram(wave.float())
             if spectral is not None:
                 power = spectral(power)
-            mel = self.mel.mel_scale(power) + 1e-6  # (B, M, T)
-            if self.top_db is None:
-                feats = mel.log().transpose(1, 2)  # (B, T, M)
-            else:  # natural log like the unfloored path; (B, 1, M, T) so the loudest bin is per utterance
-                db = torchaudio.functional.amplitude_to_DB(mel.unsqueeze(1), multiplier=10.0, amin=1e-10,
-                                                           db_multiplier=0.0, top_db=self.top_db)
-                feats = (db.squeeze(1) * (math.log(10) / 10)).transpose(1, 2)
+            feats = (self.mel.mel_scale(power) + 1e-6).log()  # (B, M, T)
+            if self.top_db is not None:  # top_db in natural-log units, below each utterance's loudest bin
+                feats = feats.maximum(feats.amax((1, 2), keepdim=True) - self.top_db * math.log(10) / 10)
+            feats = feats.transpose(1, 2)  # (B, T, M)
             if self.smooth is not None:
                 feats = feats @ self.smooth
         n = self.frames(lengths).clamp(max=feats.shape[1])

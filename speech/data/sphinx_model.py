@@ -91,8 +91,9 @@ def _mixture_weights(path: Path) -> np.ndarray:
         raise InputError(f"{path} is not 8-bit mixture weights over {_STREAMS} streams (1s_c_d_dd), the kind read.")
     n_densities, n_senones = struct.unpack("<2i", raw[o + 4:o + 12])
     quantised = np.frombuffer(raw, np.uint8, _STREAMS * n_densities * n_senones, o + 12)
-    weights = np.exp(-_SENDUMP_LOG_SCALE * quantised.reshape(_STREAMS, n_densities, n_senones).T.astype(np.float64))
-    return weights.transpose(0, 2, 1) / weights.sum(1)[:, :, None]  # (senones, streams, densities)
+    logs = quantised.reshape(_STREAMS, n_densities, n_senones).transpose(2, 0, 1)  # (senones, streams, densities)
+    weights = np.exp(-_SENDUMP_LOG_SCALE * logs.astype(np.float64))
+    return weights / weights.sum(-1, keepdims=True)
 
 
 @dataclass(frozen=True)
