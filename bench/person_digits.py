@@ -121,13 +121,14 @@ def main(argv: list[str] | None = None) -> None:
     from vision.data.typed import HELD_OUT_FAMILIES
     from vision.predict import predict_images
 
-    folder = Path(args.keep or tempfile.mkdtemp(prefix="person_digits_"))
-    os.makedirs(folder, exist_ok=True)
-    pictures = make_pictures(folder, args.per_class, args.seed)
-    _, dm, module = load_for_predict(args.ckpt)
-    with contextlib.redirect_stdout(io.StringIO()):
-        results = predict_images(module=module, datamodule=dm, request={"input": str(folder), "top_k": 1},
-                                 out_dir=str(folder))
+    with contextlib.ExitStack() as stack:  # the pictures are removed afterwards unless --keep names a folder
+        folder = Path(args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="person_digits_")))
+        os.makedirs(folder, exist_ok=True)
+        pictures = make_pictures(folder, args.per_class, args.seed)
+        _, dm, module = load_for_predict(args.ckpt)
+        with contextlib.redirect_stdout(io.StringIO()):
+            results = predict_images(module=module, datamodule=dm, request={"input": str(folder), "top_k": 1},
+                                     out_dir=str(folder))
     got = {Path(r["file"]).name: r["top"][0][0] for r in results}
     right: dict[str, list[bool]] = defaultdict(list)
     for path, d, kind, face in pictures:

@@ -139,20 +139,21 @@ def measure(recipe: str, precision: str, args, cache: str, overrides: list[str])
     from core.train.run import build
 
     GlobalHydra.instance().clear()
-    out = tempfile.mkdtemp(prefix="mas-bench-")
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={recipe}", f"hydra.runtime.output_dir={out}",
-                                          f"paths.cache_dir={cache}", *overrides], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    L.seed_everything(0, verbose=False)
-    dm, module = build(cfg)
-    warmup = max(args.warmup, 2)  # step 0 counts FLOPs, the last warm-up step is profiled
-    timer = StepTimer(warmup, args.device, profile=precision == "32-true")
-    trainer = L.Trainer(accelerator=args.device, devices=1, precision=precision, max_steps=warmup + args.steps,
-                        limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[timer], num_sanity_val_steps=0,
-                        gradient_clip_val=cfg.trainer.get("gradient_clip_val"))
-    trainer.fit(module, datamodule=dm)
+    with tempfile.TemporaryDirectory(prefix="mas-bench-") as out:
+        with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=[f"experiment={recipe}", f"hydra.runtime.output_dir={out}",
+                                              f"paths.cache_dir={cache}", *overrides], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        L.seed_everything(0, verbose=False)
+        dm, module = build(cfg)
+        warmup = max(args.warmup, 2)  # step 0 counts FLOPs, the last warm-up step is profiled
+        timer = StepTimer(warmup, args.device, profile=precision == "32-true")
+        trainer = L.Trainer(accelerator=args.device, devices=1, precision=precision,
+                            max_steps=warmup + args.steps, limit_val_batches=0, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            callbacks=[timer], num_sanity_val_steps=0,
+                            gradient_clip_val=cfg.trainer.get("gradient_clip_val"))
+        trainer.fit(module, datamodule=dm)
     step = statistics.median(timer.times)
     per_step = statistics.mean(timer.samples)
     return {"samples_per_s": per_step / step, "gflops": timer.flops / step / 1e9, "step_ms": step * 1e3,
