@@ -26,8 +26,8 @@ from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
-import torchaudio.functional as AF
-from torch import Tensor
+import torchaudio.transforms as T
+from torch import Tensor, nn
 
 from speech.mel_scale import hz_to_mel
 
@@ -45,14 +45,20 @@ def _valid(lens: Tensor, length: int) -> Tensor:
 
 
 def _on_drawn_rows(wave: Tensor, lens: Tensor, p: float, transform) -> Tensor:
-    """``transform`` (the drawn rows ``(b, S)`` -> ``(b, S)``) applied to each utterance with probability
-    ``p``; the other rows pass unchanged and the padding stays silent."""
+    """``transform`` (the drawn rows ``(b, S)`` and their valid-sample mask -> ``(b, S)``) applied to each
+    utterance with probability ``p``; the other rows pass unchanged and cost nothing, the padding stays silent."""
     rows = torch.nonzero(torch.rand(wave.shape[0], device=wave.device) < p).flatten()
     if rows.numel() == 0:
         return wave
     out = wave.clone()
-    out[rows] = transform(wave[rows]) * _valid(lens[rows], wave.shape[1])
+    mask = _valid(lens[rows], wave.shape[1])
+    out[rows] = transform(wave[rows], mask) * mask
     return out
+
+
+def _fft_size(n: int) -> int:
+    """A power of two >= ``n``: an FFT of an arbitrary length (a large prime factor) runs several times slower."""
+    return 1 << (n - 1).bit_length()
 
 
 def _cosines(batch: int, x: Tensor, depth: float, terms: int) -> Tensor:
@@ -67,6 +73,14 @@ def _cosines(batch: int, x: Tensor, depth: float, terms: int) -> Tensor:
 def _power(x: Tensor, mask: Tensor) -> Tensor:
     """Mean power of each row over its valid samples, ``(B, 1)``."""
     return ((x * mask) ** 2).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp_min(1.0)
+
+
+def _mixed(wave: Tensor, mask: Tensor, other: Tensor, snr: Sequence[float]) -> Tensor:
+    """``wave`` plus ``other`` scaled to an SNR drawn per row from ``snr`` (dB) over the valid samples."""
+    other = other * mask
+    snr_db = _uniform((wave.shape[0], 1), snr, wave.device)
+    scale = torch.sqrt(_power(wave, mask) / _power(other, mask).clamp_min(1e-10) / 10 ** (snr_db / 10))
+    return wave + scale * other
 
 
 class SpeechAugment:
@@ -120,6 +134,15 @@ class SpeechAugment:
         if not low_rates or any(not 0 < int(r) < self.sample_rate for r in low_rates):
             raise ValueError(f"augment.low_rates={list(low_rates)} must lie below the sample rate {self.sample_rate}.")
         self.lowrate_p, self.low_rates = lowrate_p, [int(r) for r in low_rates]
+        self._resamplers: dict[tuple[int, int, torch.device], nn.Module] = {}
+
+    def _resample(self, x: Tensor, orig_freq: int, new_freq: int) -> Tensor:
+        """``x`` resampled by ``new_freq / orig_freq``; each ratio's windowed-sinc kernel is built once (building
+        it took as long as applying it to a batch)."""
+        key = (orig_freq, new_freq, x.device)
+        if key not in self._resamplers:
+            self._resamplers[key] = T.Resample(orig_freq, new_freq).to(x.device)
+        return self._resamplers[key](x)
 
     # -- waveform -----------------------------------------------------------------------------------------
     def wave(self, wave: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
@@ -136,14 +159,14 @@ class SpeechAugment:
         if factor == 1:
             return wave, lens
         # played ``factor`` times faster: ``factor * n`` samples become ``n``
-        out = AF.resample(wave, orig_freq=factor.numerator, new_freq=factor.denominator)
+        out = self._resample(wave, factor.numerator, factor.denominator)
         new_lens = torch.div(lens * factor.denominator, factor.numerator, rounding_mode="floor").clamp(1, out.shape[1])
         return out * _valid(new_lens, out.shape[1]), new_lens
 
     def reverb(self, wave: Tensor, lens: Tensor) -> Tensor:
         return _on_drawn_rows(wave, lens, self.reverb_p, self._reverberate)
 
-    def _reverberate(self, x: Tensor) -> Tensor:
+    def _reverberate(self, x: Tensor, _mask: Tensor) -> Tensor:
         dev, (b, s) = x.device, x.shape
         rt60 = _uniform((b, 1), self.rt60, dev)
         n = int(float(self.rt60[1]) * self.sample_rate)
@@ -151,16 +174,9 @@ class SpeechAugment:
         rir = torch.randn(b, n, device=dev) * torch.exp(-6.9 * t / rt60)  # 60 dB down at RT60
         # direct path 3 dB below to 6 dB above the reverberant energy
         rir[:, 0] = rir[:, 1:].norm(dim=1) * 10 ** (_uniform((b,), (-3.0, 6.0), dev) / 20)
-        size = 1 << (s + n - 1).bit_length()  # a power-of-two length keeps the FFT on its fast path
+        size = _fft_size(s + n)
         wet = torch.fft.irfft(torch.fft.rfft(x, n=size) * torch.fft.rfft(rir / rir[:, :1], n=size), n=size)
         return wet[:, :s]
-
-    def _mix(self, wave: Tensor, lens: Tensor, other: Tensor, on: Tensor, snr: Sequence[float]) -> Tensor:
-        mask = _valid(lens, wave.shape[1])
-        other = other * mask
-        snr_db = _uniform((wave.shape[0], 1), snr, wave.device)
-        scale = torch.sqrt(_power(wave, mask) / _power(other, mask).clamp_min(1e-10) / 10 ** (snr_db / 10))
-        return wave + on[:, None].float() * scale * other
 
     def babble(self, wave: Tensor, lens: Tensor) -> Tensor:
         b = wave.shape[0]
@@ -170,27 +186,28 @@ class SpeechAugment:
         talkers = int(torch.randint(1, min(self.babble_voices, b - 1) + 1, ()))
         crowd = sum(torch.roll(wave, shifts=(k, int(torch.randint(wave.shape[1], ()))), dims=(0, 1))
                     for k in range(1, talkers + 1))
-        return self._mix(wave, lens, crowd, on, self.babble_snr)
+        mixed = _mixed(wave, _valid(lens, wave.shape[1]), crowd, self.babble_snr)
+        return torch.where(on[:, None], mixed, wave)
 
     def noise(self, wave: Tensor, lens: Tensor) -> Tensor:
-        b, s = wave.shape
-        on = torch.rand(b, device=wave.device) < self.noise_p
-        if not bool(on.any()):
-            return wave
-        spec = torch.fft.rfft(torch.randn(b, s, device=wave.device))
-        f = torch.arange(spec.shape[1], device=wave.device).clamp_min(1).float()
-        beta = torch.randint(0, 3, (b, 1), device=wave.device).float()  # 0 white, 1 pink, 2 brown
-        coloured = torch.fft.irfft(spec / f[None] ** (beta / 2), n=s)
-        return self._mix(wave, lens, coloured, on, self.noise_snr)
+        return _on_drawn_rows(wave, lens, self.noise_p, self._with_noise)
+
+    def _with_noise(self, x: Tensor, mask: Tensor) -> Tensor:
+        (b, s), size = x.shape, _fft_size(x.shape[1])
+        spec = torch.fft.rfft(torch.randn(b, size, device=x.device))
+        f = torch.arange(spec.shape[1], device=x.device).clamp_min(1).float()
+        beta = torch.randint(0, 3, (b, 1), device=x.device).float()  # 0 white, 1 pink, 2 brown
+        coloured = torch.fft.irfft(spec / f[None] ** (beta / 2), n=size)[:, :s]
+        return _mixed(x, mask, coloured, self.noise_snr)
 
     def lowrate(self, wave: Tensor, lens: Tensor) -> Tensor:
         """Drawn utterances resampled to one drawn lower rate and back (one kernel per batch)."""
         return _on_drawn_rows(wave, lens, self.lowrate_p, self._at_lower_rate)
 
-    def _at_lower_rate(self, x: Tensor) -> Tensor:
+    def _at_lower_rate(self, x: Tensor, _mask: Tensor) -> Tensor:
         g = math.gcd(self.sample_rate, rate := self.low_rates[int(torch.randint(len(self.low_rates), ()))])
-        down = AF.resample(x, orig_freq=self.sample_rate // g, new_freq=rate // g)
-        back = AF.resample(down, orig_freq=rate // g, new_freq=self.sample_rate // g)
+        down = self._resample(x, self.sample_rate // g, rate // g)
+        back = self._resample(down, rate // g, self.sample_rate // g)
         return F.pad(back, (0, max(0, x.shape[1] - back.shape[1])))[:, : x.shape[1]]
 
     def quantize(self, wave: Tensor, lens: Tensor) -> Tensor:
@@ -198,7 +215,7 @@ class SpeechAugment:
         mu-law (telephony's companding: fine steps near zero, coarse ones near the peak)."""
         return _on_drawn_rows(wave, lens, self.quantize_p, self._quantized)
 
-    def _quantized(self, x: Tensor) -> Tensor:
+    def _quantized(self, x: Tensor, _mask: Tensor) -> Tensor:
         b, dev = x.shape[0], x.device
         peak = x.abs().amax(1, keepdim=True).clamp_min(1e-8)
         x = x / peak

@@ -47,6 +47,35 @@ def test_added_noise_and_babble_sit_at_the_drawn_snr(kind):
     assert torch.allclose(snr, torch.full_like(snr, 12.0), atol=0.05)
 
 
+def test_noise_reaches_only_drawn_rows_at_the_snr_of_their_valid_samples():
+    torch.manual_seed(4)
+    wave = torch.randn(16, SR) * torch.linspace(0.1, 1.0, 16)[:, None]
+    lens = torch.randint(SR // 3, SR + 1, (16,))
+    wave = wave * (torch.arange(SR)[None] < lens[:, None])
+    out = _aug(noise_p=0.5, noise_snr=[9.0, 9.0]).noise(wave, lens)
+    added = out - wave
+    drawn = added.abs().amax(1) > 0
+    assert 0 < int(drawn.sum()) < 16  # some rows drawn, the others untouched bit for bit
+    assert torch.equal(out[~drawn], wave[~drawn])
+    for row in torch.nonzero(drawn).flatten().tolist():
+        n = int(lens[row])
+        assert added[row, n:].abs().max() == 0  # padding stays silent
+        snr = 10 * torch.log10(wave[row, :n].pow(2).mean() / added[row, :n].pow(2).mean())
+        assert abs(float(snr) - 9.0) < 0.05
+
+
+def test_speed_and_lower_rate_resample_as_torchaudio_does():
+    import torchaudio.functional as AF
+
+    torch.manual_seed(5)
+    wave = torch.randn(3, 12000)
+    aug = _aug()
+    for orig, new in ((11, 10), (5, 6), (640, 441), (441, 640)):
+        for _ in range(2):  # the second call reuses the first call's kernel
+            assert torch.allclose(aug._resample(wave, orig, new), AF.resample(wave, orig, new), atol=2e-4)
+    assert len(aug._resamplers) == 4  # one kernel per ratio
+
+
 def test_babble_is_made_of_the_other_utterances():
     torch.manual_seed(2)
     t = torch.arange(SR) / SR
