@@ -21,7 +21,7 @@ and is not drawn. SpecAugment's masks stay in :class:`speech.models.AudioTransfo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import torch
@@ -44,7 +44,7 @@ def _valid(lens: Tensor, length: int) -> Tensor:
     return (torch.arange(length, device=lens.device)[None] < lens[:, None]).float()
 
 
-def _on_drawn_rows(wave: Tensor, lens: Tensor, p: float, transform) -> Tensor:
+def _on_drawn_rows(wave: Tensor, lens: Tensor, p: float, transform: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
     """``transform`` (the drawn rows ``(b, S)`` and their valid-sample mask -> ``(b, S)``) applied to each
     utterance with probability ``p``; the other rows pass unchanged and cost nothing, the padding stays silent."""
     rows = torch.nonzero(torch.rand(wave.shape[0], device=wave.device) < p).flatten()

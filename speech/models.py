@@ -43,9 +43,10 @@ class LogMel(nn.Module):
     synthesiser draws its own way, are smoothed out.
 
     ``top_db`` floors each utterance's mel power that many dB below its loudest bin (torchaudio's
-    ``amplitude_to_DB`` does so on a dB scale; Whisper's front end floors at 80 dB). Without it, the normalisation stretches whatever
-    lies in an empty band (above 4 kHz in an 8 kHz recording, a digital-silence gap) to unit variance, and that
-    residue (resampling leakage, dither, a WAV's quantisation) differs from one recording chain to the next.
+    ``amplitude_to_DB`` does so on a dB scale; Whisper's front end floors at 80 dB). Without it, the
+    normalisation stretches whatever lies in an empty band (above 4 kHz in an 8 kHz recording, a digital-silence
+    gap) to unit variance, and that residue (resampling leakage, dither, a WAV's quantisation) differs from one
+    recording chain to the next.
     Padding frames hold no more than a window's tail of the utterance, so they never set its loudest bin.
     """
 
