@@ -2,8 +2,10 @@
 
 Reads ``bench/other_engine_levers.csv``, one row per lever and training seed: the change (an override where
 there is one), the seed, the WER ``bench/other_engine_digits.py`` gave on SAM and on SVOX Pico, the scorer
-(``bench``, or ``piecewise``: a script, not kept, that decoded each piece of a recording alone, where the
-recipe's seeds score within 0.001 of the bench) and which engines spoke the training set. Prints a table of
+(``bench``: ``mas-predict`` as it was, cutting each recording at every pause of 0.15 s and decoding the
+pieces alone; ``piecewise``: a script, not kept, that decoded the same pieces, where the recipe's seeds
+score within 0.001 of the bench; ``whole``: ``mas-predict`` now, a recording whole with its long pauses
+shortened) and which engines spoke the training set. Prints a table of
 means with 95 % Student-t intervals over seeds and draws every seed as a dot beside its lever's mean and
 interval (``--png``), over a band for the first row's interval (the eSpeak-only recipe every lever was
 measured against: each change is an override on it; the recipe now adds ``data.sphinx_fraction=0.5

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from core.serve.maps import LayerDemo, attention_layers, head_map
 from speech.data.audio import read_audio
-from speech.predict import SILENCE_PEAK, trim_and_level
+from speech.predict import SILENCE_PEAK, shorten_pauses, trim_and_level
 
 __all__ = ["DEMOS", "Commands", "Transcripts"]
 
@@ -33,9 +33,11 @@ class Transcripts(LayerDemo):
         self.layers = attention_layers(getattr(self.model, "encoder", None))  # torchaudio's Conformer has none
 
     def model_wave(self, wave: Tensor, request: dict[str, Any]) -> Tensor:
-        """The voiced part, levelled, at most one predictor chunk long."""
+        """The voiced part, levelled, long pauses shortened (as ``mas-predict`` hears it), at most one predictor
+        chunk long."""
         chunk = float(request.get("chunk_seconds") or 20.0)
-        return trim_and_level(wave, self.model.sample_rate)[: int(chunk * self.model.sample_rate)]
+        sr = self.model.sample_rate
+        return shorten_pauses(trim_and_level(wave, sr), sr)[: int(chunk * sr)]
 
     @torch.no_grad()
     def attention(self, request: dict[str, Any], *, layer: int, head: int) -> dict[str, Any] | None:

@@ -1,15 +1,18 @@
 """``mas-predict`` for speech checkpoints: transcribe (CTC) or classify (spoken commands) WAV/FLAC files at
 any rate, mono or stereo.
 
-Each recording is first trimmed to its voiced part (plus a short margin) and its peak scaled to the
-level of the training clips (:func:`trim_and_level`). Long audio is then cut at pauses (runs of quiet
-10 ms frames, an energy threshold between the file's noise floor and speech level), so each piece
-looks like a training utterance; pieces longer
-than ``chunk_seconds`` are cut again at the quietest frame near each boundary. The piece
-transcripts are joined with spaces. A bad file (missing,
-empty, corrupt, not audio) gets one ``error:`` line and the others are still transcribed; silent
-audio gives an empty transcript. The closing line reports the real-time factor (audio seconds per
-wall second). Transcripts also go to ``<out_dir>/transcripts.jsonl``.
+Each recording is first trimmed to its voiced part (plus a short margin) and its peak scaled to the level of
+the training clips (:func:`trim_and_level`); pauses inside it longer than :data:`MAX_PAUSE_SECONDS` are
+shortened to that (:func:`shorten_pauses`), as the training utterances hold none longer. A recording is
+transcribed whole up to ``chunk_seconds``: cutting a digit sequence at each of its short pauses handed the
+model lone words it never saw alone (the spoken-digits recipe, four seeds, on engines not in training: SAM's
+WER 0.124 cut, 0.083 whole; Pico's 0.204 and 0.165). Longer audio is cut at pauses (runs of quiet 10 ms
+frames, an energy threshold between the file's noise floor and speech level) into pieces merged back up to
+``chunk_seconds`` (:func:`segments`); a piece still longer is cut again at the quietest frame near each
+boundary. The piece transcripts are joined with spaces. A bad file (missing, empty, corrupt, not audio) gets
+one ``error:`` line and the others are still transcribed; silent audio gives an empty transcript. The closing
+line reports the real-time factor (audio seconds per wall second). Transcripts also go to
+``<out_dir>/transcripts.jsonl``.
 """
 
 from __future__ import annotations
@@ -26,10 +29,11 @@ from core.train.inputs import each_readable, finish_inputs, input_files
 from speech.data.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
 
-__all__ = ["audio_paths", "classify_files", "quiet_frames", "split_at_pauses", "split_chunks", "transcribe_files",
-           "transcribe_wave", "trim_and_level"]
+__all__ = ["MAX_PAUSE_SECONDS", "audio_paths", "classify_files", "quiet_frames", "segments", "shorten_pauses",
+           "split_at_pauses", "split_chunks", "transcribe_files", "transcribe_wave", "trim_and_level"]
 
 SILENCE_PEAK = 1e-4
+MAX_PAUSE_SECONDS = 0.3  # longest pause kept inside a recording (training utterances pause briefly)
 
 
 def audio_paths(spec: Any) -> list[Path]:
@@ -74,20 +78,52 @@ def quiet_frames(wave: Tensor, sample_rate: int) -> list[bool]:
 def split_at_pauses(wave: Tensor, sample_rate: int, min_pause: float = 0.15) -> list[Tensor]:
     """Cut ``wave`` (T,) in the middle of every pause of at least ``min_pause`` seconds."""
     frame = max(1, sample_rate // 100)
-    quiet = quiet_frames(wave, sample_rate)
-    n = len(quiet)
-    if n < 3:
-        return [wave]
-    cuts, run_start, need = [], None, int(min_pause * 100)
-    for i, q in enumerate(quiet + [False]):
-        if q and run_start is None:
-            run_start = i
-        elif not q and run_start is not None:
-            if i - run_start >= need and run_start > 0 and i < n:  # interior pauses only
-                cuts.append(((run_start + i) // 2) * frame)
-            run_start = None
+    need = int(min_pause * 100)
+    cuts = [(start + end) // 2 * frame for start, end in _quiet_runs(quiet_frames(wave, sample_rate))
+            if end - start >= need]
     bounds = [0, *cuts, len(wave)]
     return [wave[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _quiet_runs(quiet: list[bool]) -> list[tuple[int, int]]:
+    """``(start, end)`` frame ranges of the interior quiet runs (not touching either end)."""
+    runs, start = [], None
+    for i, q in enumerate(quiet + [False]):
+        if q and start is None:
+            start = i
+        elif not q and start is not None:
+            if start > 0 and i < len(quiet):
+                runs.append((start, i))
+            start = None
+    return runs
+
+
+def shorten_pauses(wave: Tensor, sample_rate: int, max_pause: float = MAX_PAUSE_SECONDS) -> Tensor:
+    """``wave`` (T,) with every interior pause longer than ``max_pause`` seconds cut to its first and last
+    ``max_pause / 2``: the model hears the words as one utterance, not across seconds of room noise."""
+    frame = max(1, sample_rate // 100)
+    cap = max(1, int(max_pause * 100))
+    keep = torch.ones(len(wave), dtype=torch.bool)
+    for start, end in _quiet_runs(quiet_frames(wave, sample_rate)):
+        if end - start > cap:
+            keep[(start + cap // 2) * frame: (end - (cap - cap // 2)) * frame] = False
+    return wave if bool(keep.all()) else wave[keep]
+
+
+def segments(wave: Tensor, sample_rate: int, chunk_seconds: float) -> list[Tensor]:
+    """Pieces of ``wave`` (T,) of at most ``chunk_seconds`` each, as few as may be: the whole when it fits,
+    else its pause-delimited pieces (:func:`split_at_pauses`) merged in order while they fit, and a piece
+    still too long cut at its quietest frames (:func:`split_chunks`)."""
+    size = max(1, int(chunk_seconds * sample_rate))
+    if len(wave) <= size:
+        return [wave]
+    merged: list[Tensor] = []
+    for piece in split_at_pauses(wave, sample_rate):
+        if merged and len(merged[-1]) + len(piece) <= size:
+            merged[-1] = torch.cat([merged[-1], piece])
+        else:
+            merged.append(piece)
+    return [c for p in merged for c in split_chunks(p, sample_rate, chunk_seconds)]
 
 
 def trim_and_level(wave: Tensor, sample_rate: int, *, margin: float = 0.15, peak: float = 0.55) -> Tensor:
@@ -108,12 +144,13 @@ def trim_and_level(wave: Tensor, sample_rate: int, *, margin: float = 0.15, peak
 @torch.no_grad()
 def transcribe_wave(module, wave: Tensor, *, chunk_seconds: float = 20.0, beam_size: int = 1,
                     batch: int = 8) -> str:
-    """Transcript of one waveform at the model's rate (chunked when long)."""
+    """Transcript of one waveform at the model's rate: long pauses shortened, cut in pieces only when longer
+    than ``chunk_seconds`` (:func:`segments`)."""
     model = module.model
     sr = model.sample_rate
     device = next(model.parameters()).device
     min_len = max(model.frontend.mel.n_fft, sr // 10)  # the STFT needs a few windows
-    pieces = [c for p in split_at_pauses(wave, sr) for c in split_chunks(p, sr, chunk_seconds) if len(c)]
+    pieces = [p for p in segments(shorten_pauses(wave, sr), sr, chunk_seconds) if len(p)]
     texts = []
     for i in range(0, len(pieces), batch):
         group = pieces[i: i + batch]

@@ -15,7 +15,7 @@ from speech_fabricate import tone
 from core.train.errors import InputError
 from core.train.run import load_for_predict
 from speech.data.audio import read_audio
-from speech.predict import split_at_pauses, split_chunks, trim_and_level
+from speech.predict import segments, shorten_pauses, split_at_pauses, split_chunks, trim_and_level
 
 SHORT = ["experiment=speech/spoken_digits", "data.num_utterances={train:24,val:8,test:8}", "data.batch_size=8",
          "model.dim=32", "model.depth=1", "model.num_heads=2", "model.subsample_channels=8", "trainer.max_epochs=1",
@@ -110,6 +110,42 @@ def test_split_at_pauses_cuts_between_bursts():
     assert torch.equal(torch.cat(pieces), wave)
     assert len(pieces) == 3  # the 50 ms pause (a stop closure inside a word, say) is not cut
     assert abs(len(pieces[0]) - (8000 + 2400)) <= 160  # cut in the middle of the first pause
+
+
+def _bursts(gaps: list[float], sr: int = 16000, burst: float = 0.5, lead: float = 0.0) -> torch.Tensor:
+    """Noise bursts of ``burst`` seconds (0.3 RMS) separated by faint gaps of the given seconds."""
+    g = torch.Generator().manual_seed(0)
+
+    def noise(seconds: float, level: float) -> torch.Tensor:
+        return level * torch.randn(round(seconds * sr), generator=g)
+
+    parts = [noise(lead, 1e-3)] if lead else []
+    for gap in gaps:
+        parts += [noise(burst, 0.3), noise(gap, 1e-3)]
+    return torch.cat(parts + [noise(burst, 0.3)])
+
+
+def test_shorten_pauses_cuts_only_long_interior_pauses():
+    sr = 16000
+    wave = _bursts([1.0, 0.1, 0.25], sr, lead=0.6)  # a 0.6 s lead-in, pauses of 1.0, 0.1 and 0.25 s
+    out = shorten_pauses(wave, sr, max_pause=0.3)
+    assert abs((len(wave) - len(out)) / sr - 0.7) <= 0.02  # only the 1 s pause loses anything, down to 0.3 s
+    assert torch.equal(out[: int(1.1 * sr)], wave[: int(1.1 * sr)])  # the lead-in and the first burst intact
+    assert torch.equal(out[-int(1.95 * sr):], wave[-int(1.95 * sr):])  # everything after the long pause intact
+    loud = (wave.abs() > 0.05).sum()
+    assert (out.abs() > 0.05).sum() == loud  # no burst sample was cut
+    assert torch.equal(shorten_pauses(_bursts([0.2], sr), sr), _bursts([0.2], sr))  # nothing to shorten
+
+
+def test_segments_keep_a_short_recording_whole_and_merge_pieces_of_a_long_one():
+    sr = 16000
+    wave = _bursts([0.3] * 9, sr, burst=1.0)  # ten 1 s bursts, 0.3 s apart: 12.7 s
+    assert len(segments(wave, sr, chunk_seconds=20.0)) == 1  # whole, though it has nine pauses
+    pieces = segments(wave, sr, chunk_seconds=5.0)
+    assert torch.equal(torch.cat(pieces), wave) and all(len(p) <= 5 * sr for p in pieces)
+    loud_frames = [(p.abs() > 0.05).float().reshape(-1, 160).mean(1) > 0.5 for p in pieces]  # 10 ms frames
+    bursts_in = [round(float(f.sum()) / 100) for f in loud_frames]  # 100 loud frames a burst
+    assert bursts_in == [3, 3, 3, 1]  # pause-cut pieces merged three to a chunk (3 x 1.3 s fits 5 s, 4 does not)
 
 
 def test_quiet_recording_with_long_silences_is_trimmed_and_levelled(ckpt, tmp_path):
