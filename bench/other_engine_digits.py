@@ -12,10 +12,12 @@ Each recording has 3-7 or 10-16 digits, is stored at 22,050, 16,000 or 8,000 Hz 
 lead/trail silence, and goes through ``mas-predict``'s own path (:func:`speech.predict.transcribe_files`).
 
     python bench/other_engine_digits.py --ckpt outputs/runs/<spoken_digits run>/checkpoints/last.ckpt \
-        [--engine sam|pico] [--per-length 100]
+        [--engine sam|pico] [--per-length 100] [--join 4]
 
 prints the word error rate per sequence length, per stored sample rate and overall (torchmetrics' WER);
-``--lexicon none`` scores the free spelling of a checkpoint trained with a lexicon, ``--lexicon digits`` holds
+``--join K`` scores long recordings instead: every K short ones stored at the same rate, joined by
+0.6-1.2 s of faint noise (one file a person might record, reading out K numbers). ``--lexicon none`` scores the
+free spelling of a checkpoint trained with a lexicon, ``--lexicon digits`` holds
 one trained without.
 """
 
@@ -39,7 +41,7 @@ STORED_RATES = (22050, 16000, 8000)
 class Recording(NamedTuple):
     path: Path
     text: str
-    group: str  # a key of LENGTHS
+    group: str  # a key of LENGTHS, or joined recordings
     rate: int  # the stored sample rate (a narrow band costs more than any length)
 
 
@@ -98,6 +100,27 @@ def make_recordings(folder: Path, per_length: int, seed: int = 0,
     return out
 
 
+def join_recordings(folder: Path, recordings: list[Recording], k: int, rng: np.random.Generator) -> list[Recording]:
+    """Long recordings in ``folder``: each of ``k`` consecutive short ``recordings`` of one stored rate, their
+    levels evened out, with 0.6-1.2 s of faint noise between them (a trailing group of fewer is dropped)."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for rate in sorted({r.rate for r in recordings}):
+        same = [r for r in recordings if r.rate == rate and r.group.startswith("short")]
+        for i in range(0, len(same) - k + 1, k):
+            parts = []
+            for j, r in enumerate(same[i: i + k]):
+                x, _ = sf.read(r.path, dtype="float32")
+                gap = rng.normal(0, 1e-3, int(rng.uniform(0.6, 1.2) * rate)) if j else np.zeros(0)
+                parts += [gap, x / (np.abs(x).max() or 1.0) * 0.5]
+            path = folder / f"joined_{rate}_{i // k:03d}.wav"
+            sf.write(path, np.concatenate(parts).astype(np.float32), rate, subtype="PCM_16")
+            out.append(Recording(path, " ".join(r.text for r in same[i: i + k]), f"joined ({k} recordings)", rate))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", required=True)
@@ -105,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--per-length", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", help="folder to keep the recordings in (default: a temporary one)")
+    ap.add_argument("--join", type=int, default=1,
+                    help="score long recordings, each K short ones of one stored rate joined by pauses")
     ap.add_argument("--lexicon", choices=["ckpt", "none", "digits"], default="ckpt",
                     help="decode with the checkpoint's lexicon, none (free spelling), or the ten digit words")
     args = ap.parse_args(argv)
@@ -122,13 +147,16 @@ def score(folder: Path, args: argparse.Namespace) -> None:
     from speech.predict import transcribe_files
 
     recordings = make_recordings(folder, args.per_length, args.seed, args.engine)
+    if args.join > 1:
+        folder = folder / "joined"
+        recordings = join_recordings(folder, recordings, args.join, np.random.default_rng(args.seed + 1))
     _, dm, module = load_for_predict(args.ckpt)
     if args.lexicon != "ckpt":
         module.lexicon = list(DIGIT_WORDS) if args.lexicon == "digits" else None
     with contextlib.redirect_stdout(io.StringIO()):
         results = transcribe_files(module=module, datamodule=dm, request={"input": str(folder)}, out_dir=str(folder))
     got = {Path(r["file"]).name: r.get("text", "") for r in results}
-    groups = {g: [r for r in recordings if r.group == g] for g in LENGTHS}
+    groups = {g: [r for r in recordings if r.group == g] for g in dict.fromkeys(r.group for r in recordings)}
     groups |= {f"stored at {hz} Hz": [r for r in recordings if r.rate == hz]
                for hz in sorted({r.rate for r in recordings})}
     groups["all"] = recordings

@@ -204,3 +204,24 @@ def test_other_engine_bench_writes_recordings_and_scores_wer(engine, module_name
     for split in (["short (3-7 digits)", "long (10-16 digits)"], sorted(by_rate)):
         groups = [wer[k] for k in split]
         assert min(groups) - 1e-3 <= wer["all"] <= max(groups) + 1e-3  # pooled over words: between the groups
+
+
+def test_other_engine_bench_joins_recordings_of_one_rate(tmp_path):
+    """``--join``: k short recordings of one stored rate become one file with their words in order, their
+    samples at an even level and 0.6-1.2 s of faint noise between them."""
+    bench = load_bench("other_engine_digits")
+    recs = []
+    for i, (rate, text) in enumerate([(8000, "one two three"), (16000, "four five six"), (8000, "seven eight nine"),
+                                      (8000, "zero one two"), (16000, "three four five")]):
+        path = tmp_path / f"short_{i}.wav"
+        sf.write(path, 0.2 * tone(0.5, rate), rate, subtype="PCM_16")
+        recs.append(bench.Recording(path, text, "short (3-7 digits)", rate))
+    joined = bench.join_recordings(tmp_path / "joined", recs, 2, np.random.default_rng(0))
+    assert [(r.text, r.rate) for r in joined] == [("one two three seven eight nine", 8000),
+                                                  ("four five six three four five", 16000)]  # 3rd 8 kHz one left over
+    for r in joined:
+        wave, sr = sf.read(r.path)
+        assert sr == r.rate and 0.5 * sr + 0.6 * sr <= len(wave) - 0.5 * sr <= 0.5 * sr + 1.2 * sr
+        assert np.abs(wave).max() == pytest.approx(0.5, abs=1e-3)
+        gap = wave[int(0.55 * sr): int(1.05 * sr)]  # inside the pause after the first recording
+        assert np.abs(gap).max() < 0.01
