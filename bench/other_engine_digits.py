@@ -12,11 +12,11 @@ Each recording has 3-7 or 10-16 digits, is stored at 22,050, 16,000 or 8,000 Hz 
 lead/trail silence, and goes through ``mas-predict``'s own path (:func:`speech.predict.transcribe_files`).
 
     python bench/other_engine_digits.py --ckpt outputs/runs/<spoken_digits run>/checkpoints/last.ckpt \
-        [--engine sam|pico] [--per-length 100] [--join 4]
+        [--engine sam|pico] [--per-length 100] [--join 4] [--chunk-seconds 20]
 
 prints the word error rate per sequence length, per stored sample rate and overall (torchmetrics' WER);
-``--join K`` scores long recordings instead: every K short ones stored at the same rate, joined by
-0.6-1.2 s of faint noise (one file a person might record, reading out K numbers). ``--lexicon none`` scores the
+``--join K`` scores ``--per-length`` long recordings instead, each K sequences of 3-7 digits with 0.6-1.2 s
+of silence between them in one file (a person reading out K numbers). ``--lexicon none`` scores the
 free spelling of a checkpoint trained with a lexicon, ``--lexicon digits`` holds
 one trained without.
 """
@@ -41,7 +41,7 @@ STORED_RATES = (22050, 16000, 8000)
 class Recording(NamedTuple):
     path: Path
     text: str
-    group: str  # a key of LENGTHS, or joined recordings
+    group: str  # a key of LENGTHS, or joined sequences (make_joined)
     rate: int  # the stored sample rate (a narrow band costs more than any length)
 
 
@@ -100,24 +100,25 @@ def make_recordings(folder: Path, per_length: int, seed: int = 0,
     return out
 
 
-def join_recordings(folder: Path, recordings: list[Recording], k: int, rng: np.random.Generator) -> list[Recording]:
-    """Long recordings in ``folder``: each of ``k`` consecutive short ``recordings`` of one stored rate, their
-    levels evened out, with 0.6-1.2 s of faint noise between them (a trailing group of fewer is dropped)."""
-    import soundfile as sf
-
-    folder.mkdir(parents=True, exist_ok=True)
+def make_joined(folder: Path, count: int, k: int, seed: int = 0, engine: str = "sam") -> list[Recording]:
+    """Write ``count`` long recordings, each ``k`` digit sequences of 3-7 digits in one voice draw per
+    sequence with 0.6-1.2 s of silence between them, stored as one file (one level, one rate, one noise
+    floor: :func:`write_wav`), and return them."""
+    speak, rate = ENGINES[engine]
+    rng = np.random.default_rng(seed)
+    lo, hi = LENGTHS["short (3-7 digits)"]
     out = []
-    for rate in sorted({r.rate for r in recordings}):
-        same = [r for r in recordings if r.rate == rate and r.group.startswith("short")]
-        for i in range(0, len(same) - k + 1, k):
-            parts = []
-            for j, r in enumerate(same[i: i + k]):
-                x, _ = sf.read(r.path, dtype="float32")
-                gap = rng.normal(0, 1e-3, int(rng.uniform(0.6, 1.2) * rate)) if j else np.zeros(0)
-                parts += [gap, x / (np.abs(x).max() or 1.0) * 0.5]
-            path = folder / f"joined_{rate}_{i // k:03d}.wav"
-            sf.write(path, np.concatenate(parts).astype(np.float32), rate, subtype="PCM_16")
-            out.append(Recording(path, " ".join(r.text for r in same[i: i + k]), f"joined ({k} recordings)", rate))
+    for i in range(count):
+        texts = [" ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, int(rng.integers(lo, hi + 1))))
+                 for _ in range(k)]
+        parts = []
+        for j, text in enumerate(texts):
+            voice = speak(text, rng)
+            parts += [np.zeros(int(rng.uniform(0.6, 1.2) * rate) if j else 0, np.float32), voice - voice.mean()]
+        path = folder / f"joined_{i:03d}.wav"
+        stored = int(rng.choice(STORED_RATES))
+        write_wav(path, np.concatenate(parts), rate, stored, rng)
+        out.append(Recording(path, " ".join(texts), f"joined ({k} sequences)", stored))
     return out
 
 
@@ -129,10 +130,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", help="folder to keep the recordings in (default: a temporary one)")
     ap.add_argument("--join", type=int, default=1,
-                    help="score long recordings, each K short ones of one stored rate joined by pauses")
+                    help="score --per-length long recordings instead, each K sequences of 3-7 digits with pauses")
+    ap.add_argument("--chunk-seconds", type=float, default=20.0, help="mas-predict's chunk_seconds")
     ap.add_argument("--lexicon", choices=["ckpt", "none", "digits"], default="ckpt",
                     help="decode with the checkpoint's lexicon, none (free spelling), or the ten digit words")
     args = ap.parse_args(argv)
+    if args.join < 1 or args.per_length < 1:
+        ap.error(f"--join={args.join} and --per-length={args.per_length} must be at least 1.")
     with contextlib.ExitStack() as stack:  # a temporary folder goes away with its recordings
         folder = Path(args.keep or stack.enter_context(tempfile.TemporaryDirectory(prefix="other_engine_digits_")))
         folder.mkdir(parents=True, exist_ok=True)
@@ -146,15 +150,16 @@ def score(folder: Path, args: argparse.Namespace) -> None:
     from core.train.run import load_for_predict
     from speech.predict import transcribe_files
 
-    recordings = make_recordings(folder, args.per_length, args.seed, args.engine)
     if args.join > 1:
-        folder = folder / "joined"
-        recordings = join_recordings(folder, recordings, args.join, np.random.default_rng(args.seed + 1))
+        recordings = make_joined(folder, args.per_length, args.join, args.seed, args.engine)
+    else:
+        recordings = make_recordings(folder, args.per_length, args.seed, args.engine)
     _, dm, module = load_for_predict(args.ckpt)
     if args.lexicon != "ckpt":
         module.lexicon = list(DIGIT_WORDS) if args.lexicon == "digits" else None
     with contextlib.redirect_stdout(io.StringIO()):
-        results = transcribe_files(module=module, datamodule=dm, request={"input": str(folder)}, out_dir=str(folder))
+        request = {"input": str(folder), "chunk_seconds": args.chunk_seconds}
+        results = transcribe_files(module=module, datamodule=dm, request=request, out_dir=str(folder))
     got = {Path(r["file"]).name: r.get("text", "") for r in results}
     groups = {g: [r for r in recordings if r.group == g] for g in dict.fromkeys(r.group for r in recordings)}
     groups |= {f"stored at {hz} Hz": [r for r in recordings if r.rate == hz]

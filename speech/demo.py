@@ -3,7 +3,8 @@ commands, and one head of one encoder layer over the subsampled frames, under th
 
 The recording becomes the model's input as ``mas-predict`` makes it (:mod:`speech.predict`: read at the
 model's rate, trimmed to its voiced part and levelled; a command clip is then fitted to the training clips'
-length). A transcript's map covers the voiced recording up to ``chunk_seconds`` (the predictor's chunk).
+length). A transcript's map covers the first piece ``mas-predict`` transcribes: the voiced recording with its
+long pauses shortened, up to ``chunk_seconds`` (the predictor's chunk).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from core.serve.maps import LayerDemo, attention_layers, head_map
 from speech.data.audio import read_audio
-from speech.predict import SILENCE_PEAK, shorten_pauses, trim_and_level
+from speech.predict import SILENCE_PEAK, segments, trim_and_level
 
 __all__ = ["DEMOS", "Commands", "Transcripts"]
 
@@ -33,11 +34,11 @@ class Transcripts(LayerDemo):
         self.layers = attention_layers(getattr(self.model, "encoder", None))  # torchaudio's Conformer has none
 
     def model_wave(self, wave: Tensor, request: dict[str, Any]) -> Tensor:
-        """The voiced part, levelled, long pauses shortened (as ``mas-predict`` hears it), at most one predictor
-        chunk long."""
+        """The first piece ``mas-predict`` transcribes: the voiced part, levelled, long pauses shortened, at
+        most one predictor chunk long (:func:`speech.predict.segments`)."""
         chunk = float(request.get("chunk_seconds") or 20.0)
         sr = self.model.sample_rate
-        return shorten_pauses(trim_and_level(wave, sr), sr)[: int(chunk * sr)]
+        return segments(trim_and_level(wave, sr), sr, chunk)[0]
 
     @torch.no_grad()
     def attention(self, request: dict[str, Any], *, layer: int, head: int) -> dict[str, Any] | None:

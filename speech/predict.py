@@ -6,17 +6,19 @@ the training clips (:func:`trim_and_level`); pauses inside it longer than :data:
 shortened to that (:func:`shorten_pauses`), as the training utterances hold none longer. A recording is
 transcribed whole up to ``chunk_seconds``: cutting a digit sequence at each of its short pauses handed the
 model lone words it never saw alone (the spoken-digits recipe, four seeds, on engines not in training: SAM's
-WER 0.124 cut, 0.083 whole; Pico's 0.204 and 0.165). Longer audio is cut at pauses (runs of quiet 10 ms
-frames, an energy threshold between the file's noise floor and speech level) into pieces merged back up to
-``chunk_seconds`` (:func:`segments`); a piece still longer is cut again at the quietest frame near each
-boundary. The piece transcripts are joined with spaces. A bad file (missing, empty, corrupt, not audio) gets
-one ``error:`` line and the others are still transcribed; silent audio gives an empty transcript. The closing
-line reports the real-time factor (audio seconds per wall second). Transcripts also go to
-``<out_dir>/transcripts.jsonl``.
+WER 0.124 cut, 0.083 whole; Pico's 0.204 and 0.165). Longer audio is cut in the middle of pauses (runs of
+quiet 10 ms frames, an energy threshold between the file's noise floor and speech level) into as few pieces of
+at most ``chunk_seconds`` as they allow, of about even length (:func:`segments`); a stretch with no pause is
+cut at its quietest frames. The piece transcripts are joined with spaces. A bad file (missing, empty, corrupt,
+not audio) gets one ``error:`` line and the others are still transcribed; silent audio gives an empty
+transcript. The closing line reports the real-time factor (audio seconds per wall second). Transcripts also go
+to ``<out_dir>/transcripts.jsonl``.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,12 @@ from core.train.inputs import each_readable, finish_inputs, input_files
 from speech.data.audio import AUDIO_SUFFIXES, read_audio
 from speech.decode import decode
 
-__all__ = ["MAX_PAUSE_SECONDS", "audio_paths", "classify_files", "quiet_frames", "segments", "shorten_pauses",
-           "split_at_pauses", "split_chunks", "transcribe_files", "transcribe_wave", "trim_and_level"]
+__all__ = ["CUT_PAUSE_SECONDS", "MAX_PAUSE_SECONDS", "audio_paths", "classify_files", "quiet_frames", "segments",
+           "shorten_pauses", "split_chunks", "transcribe_files", "transcribe_wave", "trim_and_level"]
 
 SILENCE_PEAK = 1e-4
 MAX_PAUSE_SECONDS = 0.3  # longest pause kept inside a recording (training utterances pause briefly)
+CUT_PAUSE_SECONDS = 0.15  # shortest pause long audio is cut in (a stop closure inside a word is shorter)
 
 
 def audio_paths(spec: Any) -> list[Path]:
@@ -75,20 +78,10 @@ def quiet_frames(wave: Tensor, sample_rate: int) -> list[bool]:
     return (db < floor + max(6.0, 0.25 * float(loud - floor))).tolist()
 
 
-def split_at_pauses(wave: Tensor, sample_rate: int, min_pause: float = 0.15) -> list[Tensor]:
-    """Cut ``wave`` (T,) in the middle of every pause of at least ``min_pause`` seconds."""
-    frame = max(1, sample_rate // 100)
-    need = int(min_pause * 100)
-    cuts = [(start + end) // 2 * frame for start, end in _quiet_runs(quiet_frames(wave, sample_rate))
-            if end - start >= need]
-    bounds = [0, *cuts, len(wave)]
-    return [wave[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-
-
 def _quiet_runs(quiet: list[bool]) -> list[tuple[int, int]]:
     """``(start, end)`` frame ranges of the interior quiet runs (not touching either end)."""
     runs, start = [], None
-    for i, q in enumerate(quiet + [False]):
+    for i, q in enumerate([*quiet, False]):
         if q and start is None:
             start = i
         elif not q and start is not None:
@@ -98,32 +91,51 @@ def _quiet_runs(quiet: list[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def shorten_pauses(wave: Tensor, sample_rate: int, max_pause: float = MAX_PAUSE_SECONDS) -> Tensor:
-    """``wave`` (T,) with every interior pause longer than ``max_pause`` seconds cut to its first and last
-    ``max_pause / 2``: the model hears the words as one utterance, not across seconds of room noise."""
+def _shortened(wave: Tensor, sample_rate: int, max_pause: float) -> tuple[Tensor, list[int]]:
+    """``wave`` with every interior pause longer than ``max_pause`` cut to its first and last half of it, and
+    where each pause of at least :data:`CUT_PAUSE_SECONDS` now has its middle (sample offsets in the result).
+    The pauses are found once, on ``wave`` itself: with its long pauses shortened, a recording may hold too
+    little quiet for :func:`quiet_frames`' noise floor to stay below its speech."""
     frame = max(1, sample_rate // 100)
-    cap = max(1, int(max_pause * 100))
+    cap, need = max(1, round(max_pause * 100)), max(1, round(CUT_PAUSE_SECONDS * 100))
     keep = torch.ones(len(wave), dtype=torch.bool)
+    middles = []
     for start, end in _quiet_runs(quiet_frames(wave, sample_rate)):
         if end - start > cap:
             keep[(start + cap // 2) * frame: (end - (cap - cap // 2)) * frame] = False
-    return wave if bool(keep.all()) else wave[keep]
+            middles.append((start + cap // 2) * frame)
+        elif end - start >= need:
+            middles.append((start + end) // 2 * frame)
+    if bool(keep.all()):
+        return wave, middles
+    kept_before = torch.cat([torch.zeros(1, dtype=torch.long), keep.long().cumsum(0)])  # kept samples before i
+    return wave[keep], [int(kept_before[m]) for m in middles]
 
 
-def segments(wave: Tensor, sample_rate: int, chunk_seconds: float) -> list[Tensor]:
-    """Pieces of ``wave`` (T,) of at most ``chunk_seconds`` each, as few as may be: the whole when it fits,
-    else its pause-delimited pieces (:func:`split_at_pauses`) merged in order while they fit, and a piece
-    still too long cut at its quietest frames (:func:`split_chunks`)."""
+def shorten_pauses(wave: Tensor, sample_rate: int, max_pause: float = MAX_PAUSE_SECONDS) -> Tensor:
+    """``wave`` (T,) with every interior pause longer than ``max_pause`` seconds cut to its first and last
+    ``max_pause / 2``: the model hears the words as one utterance, not across seconds of room noise."""
+    return _shortened(wave, sample_rate, max_pause)[0]
+
+
+def segments(wave: Tensor, sample_rate: int, chunk_seconds: float,
+             max_pause: float = MAX_PAUSE_SECONDS) -> list[Tensor]:
+    """``wave`` (T,) with its long pauses shortened (:func:`shorten_pauses`), in as few pieces of at most
+    ``chunk_seconds`` as its pauses allow: whole when it fits, else cut in the middle of pauses, each cut
+    the pause nearest an even share of what is left (no lone word trails a long recording); a stretch with
+    no pause to cut in is cut at its quietest frames (:func:`split_chunks`)."""
+    short, cuts = _shortened(wave, sample_rate, max_pause)
     size = max(1, int(chunk_seconds * sample_rate))
-    if len(wave) <= size:
-        return [wave]
-    merged: list[Tensor] = []
-    for piece in split_at_pauses(wave, sample_rate):
-        if merged and len(merged[-1]) + len(piece) <= size:
-            merged[-1] = torch.cat([merged[-1], piece])
-        else:
-            merged.append(piece)
-    return [c for p in merged for c in split_chunks(p, sample_rate, chunk_seconds)]
+    bounds = [0]
+    while len(short) - bounds[-1] > size:
+        start, left = bounds[-1], len(short) - bounds[-1]
+        target = start + left / math.ceil(left / size)
+        options = [c for c in cuts if start < c <= start + size]
+        if not options:
+            break
+        bounds.append(min(options, key=lambda c: abs(c - target)))
+    bounds.append(len(short))
+    return [c for a, b in itertools.pairwise(bounds) for c in split_chunks(short[a:b], sample_rate, chunk_seconds)]
 
 
 def trim_and_level(wave: Tensor, sample_rate: int, *, margin: float = 0.15, peak: float = 0.55) -> Tensor:
@@ -150,7 +162,7 @@ def transcribe_wave(module, wave: Tensor, *, chunk_seconds: float = 20.0, beam_s
     sr = model.sample_rate
     device = next(model.parameters()).device
     min_len = max(model.frontend.mel.n_fft, sr // 10)  # the STFT needs a few windows
-    pieces = [p for p in segments(shorten_pauses(wave, sr), sr, chunk_seconds) if len(p)]
+    pieces = [p for p in segments(wave, sr, chunk_seconds) if len(p)]
     texts = []
     for i in range(0, len(pieces), batch):
         group = pieces[i: i + batch]

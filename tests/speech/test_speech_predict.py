@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -15,7 +16,7 @@ from speech_fabricate import tone
 from core.train.errors import InputError
 from core.train.run import load_for_predict
 from speech.data.audio import read_audio
-from speech.predict import segments, shorten_pauses, split_at_pauses, split_chunks, trim_and_level
+from speech.predict import segments, shorten_pauses, split_chunks, trim_and_level
 
 SHORT = ["experiment=speech/spoken_digits", "data.num_utterances={train:24,val:8,test:8}", "data.batch_size=8",
          "model.dim=32", "model.depth=1", "model.num_heads=2", "model.subsample_channels=8", "trainer.max_epochs=1",
@@ -101,17 +102,6 @@ def test_split_chunks_cuts_in_silence():
     assert len(pieces) == 3 and all(float(p[-5:].abs().sum()) == 0 for p in pieces[:-1])  # cuts land in the gaps
 
 
-def test_split_at_pauses_cuts_between_bursts():
-    g = torch.Generator().manual_seed(0)
-    sr = 16000
-    burst, gap, short_gap = (torch.randn(n, generator=g) * s for n, s in ((8000, 0.3), (4800, 0.001), (800, 0.001)))
-    wave = torch.cat([burst, gap, burst, short_gap, burst, gap, burst])  # pauses of 0.3 s, 0.05 s, 0.3 s
-    pieces = split_at_pauses(wave, sr, min_pause=0.15)
-    assert torch.equal(torch.cat(pieces), wave)
-    assert len(pieces) == 3  # the 50 ms pause (a stop closure inside a word, say) is not cut
-    assert abs(len(pieces[0]) - (8000 + 2400)) <= 160  # cut in the middle of the first pause
-
-
 def _bursts(gaps: list[float], sr: int = 16000, burst: float = 0.5, lead: float = 0.0) -> torch.Tensor:
     """Noise bursts of ``burst`` seconds (0.3 RMS) separated by faint gaps of the given seconds."""
     g = torch.Generator().manual_seed(0)
@@ -127,25 +117,48 @@ def _bursts(gaps: list[float], sr: int = 16000, burst: float = 0.5, lead: float 
 
 def test_shorten_pauses_cuts_only_long_interior_pauses():
     sr = 16000
-    wave = _bursts([1.0, 0.1, 0.25], sr, lead=0.6)  # a 0.6 s lead-in, pauses of 1.0, 0.1 and 0.25 s
+    wave = torch.cat([_bursts([1.0, 0.1, 0.25], sr, lead=0.6), 1e-3 * torch.randn(sr)])  # and a 1 s tail
     out = shorten_pauses(wave, sr, max_pause=0.3)
-    assert abs((len(wave) - len(out)) / sr - 0.7) <= 0.02  # only the 1 s pause loses anything, down to 0.3 s
+    assert (len(wave) - len(out)) / sr == pytest.approx(0.7, abs=0.01)  # the 1 s pause, down to 0.3 s; no end
     assert torch.equal(out[: int(1.1 * sr)], wave[: int(1.1 * sr)])  # the lead-in and the first burst intact
-    assert torch.equal(out[-int(1.95 * sr):], wave[-int(1.95 * sr):])  # everything after the long pause intact
-    loud = (wave.abs() > 0.05).sum()
-    assert (out.abs() > 0.05).sum() == loud  # no burst sample was cut
-    assert torch.equal(shorten_pauses(_bursts([0.2], sr), sr), _bursts([0.2], sr))  # nothing to shorten
+    assert torch.equal(out[-int(2.95 * sr):], wave[-int(2.95 * sr):])  # everything after the long pause intact
+    assert (out.abs() > 0.05).sum() == (wave.abs() > 0.05).sum()  # no burst sample was cut
+    at_cap = _bursts([0.3], sr)
+    assert torch.equal(shorten_pauses(at_cap, sr, max_pause=0.3), at_cap)  # a pause of max_pause is kept whole
 
 
-def test_segments_keep_a_short_recording_whole_and_merge_pieces_of_a_long_one():
+def _loud_frames(piece: torch.Tensor) -> torch.Tensor:
+    return (piece.abs() > 0.05).float().reshape(-1, 160).mean(1) > 0.5  # 10 ms frames inside a burst
+
+
+def test_segments_keep_a_short_recording_whole_and_cut_a_long_one_evenly_in_pauses():
     sr = 16000
     wave = _bursts([0.3] * 9, sr, burst=1.0)  # ten 1 s bursts, 0.3 s apart: 12.7 s
     assert len(segments(wave, sr, chunk_seconds=20.0)) == 1  # whole, though it has nine pauses
     pieces = segments(wave, sr, chunk_seconds=5.0)
     assert torch.equal(torch.cat(pieces), wave) and all(len(p) <= 5 * sr for p in pieces)
-    loud_frames = [(p.abs() > 0.05).float().reshape(-1, 160).mean(1) > 0.5 for p in pieces]  # 10 ms frames
-    bursts_in = [round(float(f.sum()) / 100) for f in loud_frames]  # 100 loud frames a burst
-    assert bursts_in == [3, 3, 3, 1]  # pause-cut pieces merged three to a chunk (3 x 1.3 s fits 5 s, 4 does not)
+    assert not any(_loud_frames(a)[-1] or _loud_frames(b)[0] for a, b in itertools.pairwise(pieces))  # cut in pauses
+    # four pieces is the fewest (four bursts and their pauses overrun 5 s), and no burst is left alone
+    assert [round(float(_loud_frames(p).sum()) / 100) for p in pieces] == [3, 3, 2, 2]
+
+
+def test_segments_find_pauses_before_shortening_them():
+    """Thirteen 2.5 s bursts 1 s apart: shortened to 0.3 s, the pauses are under a tenth of the frames, too few
+    for quiet_frames' noise floor (its 10th percentile) to stay below the bursts; the cuts still land in them."""
+    sr = 16000
+    wave = _bursts([1.0] * 12, sr, burst=2.5)
+    pieces = segments(wave, sr, chunk_seconds=20.0)
+    assert sum(len(p) for p in pieces) == len(wave) - round(12 * 0.7 * sr)  # every pause cut to 0.3 s
+    assert len(pieces) == 2 and all(len(p) <= 20 * sr for p in pieces)
+    assert not any(_loud_frames(a)[-1] or _loud_frames(b)[0] for a, b in itertools.pairwise(pieces))
+    assert sorted(round(float(_loud_frames(p).sum()) / 250) for p in pieces) == [6, 7]  # 36.1 s cut near its middle
+
+
+def test_segments_cut_a_long_stretch_without_pauses_at_its_quietest_frames():
+    sr = 1000
+    wave = torch.cat([torch.ones(2400), torch.zeros(20), torch.ones(600)]) * torch.linspace(1.0, 0.5, 3020)
+    pieces = segments(wave, sr, chunk_seconds=2.5)  # a 20 ms dip is no pause: split_chunks cuts there
+    assert torch.equal(torch.cat(pieces), wave) and len(pieces) == 2 and float(pieces[0][-5:].abs().sum()) == 0
 
 
 def test_quiet_recording_with_long_silences_is_trimmed_and_levelled(ckpt, tmp_path):
@@ -206,22 +219,22 @@ def test_other_engine_bench_writes_recordings_and_scores_wer(engine, module_name
         assert min(groups) - 1e-3 <= wer["all"] <= max(groups) + 1e-3  # pooled over words: between the groups
 
 
-def test_other_engine_bench_joins_recordings_of_one_rate(tmp_path):
-    """``--join``: k short recordings of one stored rate become one file with their words in order, their
-    samples at an even level and 0.6-1.2 s of faint noise between them."""
+def test_other_engine_bench_joins_sequences_into_one_recording(tmp_path, monkeypatch):
+    """``--join``: k digit sequences in one file, their words in order, one level and noise floor (write_wav's),
+    and 0.6-1.2 s of silence between the sequences."""
     bench = load_bench("other_engine_digits")
-    recs = []
-    for i, (rate, text) in enumerate([(8000, "one two three"), (16000, "four five six"), (8000, "seven eight nine"),
-                                      (8000, "zero one two"), (16000, "three four five")]):
-        path = tmp_path / f"short_{i}.wav"
-        sf.write(path, 0.2 * tone(0.5, rate), rate, subtype="PCM_16")
-        recs.append(bench.Recording(path, text, "short (3-7 digits)", rate))
-    joined = bench.join_recordings(tmp_path / "joined", recs, 2, np.random.default_rng(0))
-    assert [(r.text, r.rate) for r in joined] == [("one two three seven eight nine", 8000),
-                                                  ("four five six three four five", 16000)]  # 3rd 8 kHz one left over
+    rate = 16000
+    monkeypatch.setitem(bench.ENGINES, "sam", (lambda text, rng: 0.5 * tone(0.2 * len(text.split()), rate), rate))
+    joined = bench.make_joined(tmp_path, 3, 2, seed=0, engine="sam")
+    assert len(joined) == 3
     for r in joined:
+        words = r.text.split()
+        assert 6 <= len(words) <= 14 and set(words) <= set(bench.DIGIT_WORDS) and r.group == "joined (2 sequences)"
         wave, sr = sf.read(r.path)
-        assert sr == r.rate and 0.5 * sr + 0.6 * sr <= len(wave) - 0.5 * sr <= 0.5 * sr + 1.2 * sr
-        assert np.abs(wave).max() == pytest.approx(0.5, abs=1e-3)
-        gap = wave[int(0.55 * sr): int(1.05 * sr)]  # inside the pause after the first recording
-        assert np.abs(gap).max() < 0.01
+        assert sr == r.rate and sr in bench.STORED_RATES and 0.09 < np.abs(wave).max() <= 0.91
+        loud = np.abs(wave).reshape(-1)[: len(wave) // (sr // 100) * (sr // 100)].reshape(-1, sr // 100).max(1)
+        quiet = loud < 0.05 * loud.max()
+        inner = [run for run in np.split(np.flatnonzero(quiet), np.flatnonzero(np.diff(np.flatnonzero(quiet)) > 1) + 1)
+                 if run[0] > 0 and run[-1] < len(quiet) - 1]  # quiet runs between the two sequences' tones
+        assert len(inner) == 1 and 0.58 <= len(inner[0]) / 100 <= 1.22
+        assert len(wave) / sr == pytest.approx(0.2 * len(words) + len(inner[0]) / 100, abs=1.7)  # + lead/trail pads
