@@ -9,7 +9,7 @@ shortened) and which engines spoke the training set. Prints a table of
 means with 95 % Student-t intervals over seeds and draws every seed as a dot beside its lever's mean and
 interval (``--png``), over a band for the first row's interval (the eSpeak-only recipe every lever was
 measured against: each change is an override on it; the recipe now adds ``data.sphinx_fraction=0.5
-data.espeak_first_epochs=2 model.top_db=50 model.drop=0.0`` on the Sphinx engine's trajectories; rows after "the sampler
+data.espeak_first_epochs=2 model.top_db=50 model.drop=0.0 model.freq_masks=1`` on the Sphinx engine's trajectories; rows after "the sampler
 fix" drew new batches every epoch, rows naming the trajectories had them and trained uncapped,
 ``trainer.max_time=null``, unless the lever names the cap). A WER on an engine that spoke part of the
 training set is drawn hollow: it is not a held-out engine.

@@ -73,9 +73,9 @@ def test_wer_cer_agree_with_jiwer():
 
 def test_spoken_digits_learns_quickly(out_dir):
     """In about a minute the CTC loss falls and the character error rate leaves chance (~1.0) behind.
-    With the recipe's half from the Sphinx HMM after two eSpeak-only epochs, its 50 dB mel floor and no dropout
-    these 10 epochs reach val/loss 0.79, CER 0.10 in 28 s (dropout 0.1: 1.66, 0.59 in 45 s; without the floor
-    too: 1.67, 0.56); val is eSpeak's held-out voices."""
+    With the recipe's half from the Sphinx HMM after two eSpeak-only epochs, its 50 dB mel floor, no dropout and
+    one frequency mask these 10 epochs reach val/loss 0.68, test CER 0.13 in 29 s (two masks: 0.79, 0.10 in 28 s;
+    dropout 0.1 too: 1.66, 0.59 in 45 s; without the floor too: 1.67, 0.56); val is eSpeak's held-out voices."""
     rec = train_cfg(["experiment=speech/spoken_digits", "data.num_utterances={train:400,val:40,test:40}",
                      "data.batch_size=8", "model.dim=64", "model.depth=2", "model.subsample_channels=16",
                      "trainer.max_epochs=10", "module.optimizer.lr=5e-3"], out_dir)
@@ -91,7 +91,7 @@ def test_spoken_digits_bar(out_dir):
     rec = train_cfg(["experiment=speech/spoken_digits"], out_dir)
     print(json.dumps({k: rec[k] for k in ("test/wer", "test/wer_free", "test/cer", "train_seconds", "epochs")}))
     assert rec["test/wer"] <= 0.03, rec  # the recipe's decoding (digit lexicon)
-    assert rec["test/wer_free"] <= 0.08, rec  # the free spelling, not the recipe's: 0.045 +- 0.016 (n=4)
+    assert rec["test/wer_free"] <= 0.08, rec  # the free spelling, not the recipe's: 0.030 +- 0.010 (n=4)
     assert rec["train_seconds"] < 600, rec
 
 
