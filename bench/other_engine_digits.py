@@ -65,6 +65,11 @@ def pico_wave(text: str, rng: np.random.Generator) -> np.ndarray:
 ENGINES = {"sam": (sam_wave, 22050), "pico": (pico_wave, 16000)}
 
 
+def digit_text(rng: np.random.Generator, lo: int, hi: int) -> str:
+    """``lo`` to ``hi`` digit words drawn uniformly ("four one one seven")."""
+    return " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, int(rng.integers(lo, hi + 1))))
+
+
 def write_wav(path: Path, x: np.ndarray, sr_in: int, sr_out: int, rng: np.random.Generator) -> None:
     """Resample, pad with 0.1-0.8 s of faint noise each side, scale the peak to 0.1-0.9, store int16."""
     from math import gcd
@@ -91,7 +96,7 @@ def make_recordings(folder: Path, per_length: int, seed: int = 0,
     out = []
     for group, (lo, hi) in LENGTHS.items():
         for i in range(per_length):
-            text = " ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, int(rng.integers(lo, hi + 1))))
+            text = digit_text(rng, lo, hi)
             path = folder / f"{group.split()[0]}_{i:03d}.wav"
             voice = speak(text, rng)  # drawn before the rate: the recordings measured so far keep their draws
             stored = int(rng.choice(STORED_RATES))
@@ -109,12 +114,13 @@ def make_joined(folder: Path, count: int, k: int, seed: int = 0, engine: str = "
     lo, hi = LENGTHS["short (3-7 digits)"]
     out = []
     for i in range(count):
-        texts = [" ".join(DIGIT_WORDS[d] for d in rng.integers(0, 10, int(rng.integers(lo, hi + 1))))
-                 for _ in range(k)]
+        texts = [digit_text(rng, lo, hi) for _ in range(k)]
         parts = []
         for j, text in enumerate(texts):
             voice = speak(text, rng)
-            parts += [np.zeros(int(rng.uniform(0.6, 1.2) * rate) if j else 0, np.float32), voice - voice.mean()]
+            if j:
+                parts.append(np.zeros(int(rng.uniform(0.6, 1.2) * rate), np.float32))
+            parts.append(voice - voice.mean())
         path = folder / f"joined_{i:03d}.wav"
         stored = int(rng.choice(STORED_RATES))
         write_wav(path, np.concatenate(parts), rate, stored, rng)

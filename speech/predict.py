@@ -91,11 +91,14 @@ def _quiet_runs(quiet: list[bool]) -> list[tuple[int, int]]:
     return runs
 
 
-def _shortened(wave: Tensor, sample_rate: int, max_pause: float) -> tuple[Tensor, list[int]]:
-    """``wave`` with every interior pause longer than ``max_pause`` cut to its first and last half of it, and
-    where each pause of at least :data:`CUT_PAUSE_SECONDS` now has its middle (sample offsets in the result).
-    The pauses are found once, on ``wave`` itself: with its long pauses shortened, a recording may hold too
-    little quiet for :func:`quiet_frames`' noise floor to stay below its speech."""
+def shorten_pauses(wave: Tensor, sample_rate: int,
+                   max_pause: float = MAX_PAUSE_SECONDS) -> tuple[Tensor, list[int]]:
+    """``wave`` (T,) with every interior pause longer than ``max_pause`` seconds cut to its first and last
+    ``max_pause / 2`` (the model hears the words as one utterance, not across seconds of room noise), and where
+    each pause of at least :data:`CUT_PAUSE_SECONDS` now has its middle (sample offsets in the result, the
+    places :func:`segments` may cut). The pauses are found once, on ``wave`` itself: with its long pauses
+    shortened, a recording may hold too little quiet for :func:`quiet_frames`' noise floor to stay below its
+    speech."""
     frame = max(1, sample_rate // 100)
     cap, need = max(1, round(max_pause * 100)), max(1, round(CUT_PAUSE_SECONDS * 100))
     keep = torch.ones(len(wave), dtype=torch.bool)
@@ -106,16 +109,8 @@ def _shortened(wave: Tensor, sample_rate: int, max_pause: float) -> tuple[Tensor
             middles.append((start + cap // 2) * frame)
         elif end - start >= need:
             middles.append((start + end) // 2 * frame)
-    if bool(keep.all()):
-        return wave, middles
     kept_before = torch.cat([torch.zeros(1, dtype=torch.long), keep.long().cumsum(0)])  # kept samples before i
     return wave[keep], [int(kept_before[m]) for m in middles]
-
-
-def shorten_pauses(wave: Tensor, sample_rate: int, max_pause: float = MAX_PAUSE_SECONDS) -> Tensor:
-    """``wave`` (T,) with every interior pause longer than ``max_pause`` seconds cut to its first and last
-    ``max_pause / 2``: the model hears the words as one utterance, not across seconds of room noise."""
-    return _shortened(wave, sample_rate, max_pause)[0]
 
 
 def segments(wave: Tensor, sample_rate: int, chunk_seconds: float,
@@ -124,7 +119,7 @@ def segments(wave: Tensor, sample_rate: int, chunk_seconds: float,
     ``chunk_seconds`` as its pauses allow: whole when it fits, else cut in the middle of pauses, each cut
     the pause nearest an even share of what is left (no lone word trails a long recording); a stretch with
     no pause to cut in is cut at its quietest frames (:func:`split_chunks`)."""
-    short, cuts = _shortened(wave, sample_rate, max_pause)
+    short, cuts = shorten_pauses(wave, sample_rate, max_pause)
     size = max(1, int(chunk_seconds * sample_rate))
     bounds = [0]
     while len(short) - bounds[-1] > size:
