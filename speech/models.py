@@ -51,15 +51,18 @@ class LogMel(nn.Module):
     """
 
     def __init__(self, *, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, lifter: int = 0,
-                 top_db: float | None = None) -> None:
+                 top_db: float | None = None, f_max: float | None = None) -> None:
         super().__init__()
+        if f_max is not None and not 0 < f_max <= sample_rate / 2:
+            raise ValueError(f"model.f_max={f_max} must be in (0, {sample_rate / 2:g}] Hz (or null for the Nyquist "
+                             "frequency).")
         if not 0 <= lifter <= n_mels:
             raise ValueError(f"model.lifter={lifter} must be in 0..n_mels={n_mels} (0: no liftering).")
         if top_db is not None and top_db <= 0:
             raise ValueError(f"model.top_db={top_db} must be positive (or null for no floor).")
         self.hop_length, self.top_db = hop_length, top_db
         self.mel = T.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, win_length=n_fft, hop_length=hop_length,
-                                    n_mels=n_mels, center=True, power=2.0)
+                                    n_mels=n_mels, f_max=f_max, center=True, power=2.0)
         smooth = None
         if lifter:
             dct = torchaudio.functional.create_dct(lifter, n_mels, norm="ortho")  # (n_mels, lifter), orthonormal
@@ -117,6 +120,7 @@ class AudioTransformer(nn.Module):
         sample_rate, n_fft, hop_length, n_mels: front end (defaults: 25 ms windows, 10 ms hop, 80 mels).
         lifter: cepstral coefficients the front end keeps per frame (:class:`LogMel`; 0: all).
         top_db: floor of each utterance's mel power, dB below its loudest bin (:class:`LogMel`; ``None``: none).
+        f_max: top of the mel filterbank, Hz (``None``: the Nyquist frequency); 4000 reads only the telephone band.
         freq_masks, freq_mask_param, time_masks, time_mask_frac: SpecAugment in training (torchaudio).
         augment: keyword arguments of :class:`speech.augment.SpeechAugment` (speed, reverberation, babble,
             noise, vocal-tract-length warp, equaliser, band-limiting) applied in training, or ``None``.
@@ -132,7 +136,8 @@ class AudioTransformer(nn.Module):
     pos_ndim = 1
 
     def __init__(self, *, sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
-                 n_mels: int = 80, lifter: int = 0, top_db: float | None = None, freq_masks: int = 2,
+                 n_mels: int = 80, lifter: int = 0, top_db: float | None = None, f_max: float | None = None,
+                 freq_masks: int = 2,
                  freq_mask_param: int = 15, time_masks: int = 2, time_mask_frac: float = 0.05,
                  subsample_channels: int = 64, dim: int = 144, depth: int = 6,
                  num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
@@ -149,7 +154,7 @@ class AudioTransformer(nn.Module):
             raise ValueError(f"model.hop_length={hop_length} must be positive and at most model.n_fft={n_fft}.")
         self.dim, self.sample_rate, self.hop_length = dim, int(sample_rate), hop_length
         self.frontend = LogMel(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
-                               lifter=lifter, top_db=top_db)
+                               lifter=lifter, top_db=top_db, f_max=f_max)
         self.augment = (SpeechAugment(sample_rate=sample_rate, **dict(augment))
                         if augment else None)
         self.freq_masks = nn.ModuleList(T.FrequencyMasking(freq_mask_param, iid_masks=True) for _ in range(freq_masks))

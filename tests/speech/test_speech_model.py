@@ -59,6 +59,24 @@ def test_lifter_keeps_the_first_cepstral_coefficients_per_frame():
         small(lifter=41)
 
 
+def test_f_max_reads_only_the_band_below_it():
+    torch.manual_seed(0)
+    t = torch.arange(16000) / 16000
+    low = torch.randn(16000) * (1.2 + torch.sin(2 * torch.pi * 3 * t))  # noise, its loudness moving in time
+    high = 0.8 * torch.sin(2 * torch.pi * 6000 * t)  # above every filter of a 0-4 kHz bank
+    wave, lens = torch.stack([low, low + high]), torch.tensor([16000, 16000])
+    feats, _ = small(f_max=4000.0).eval().features(wave, lens)
+    inner = slice(2, -2)  # the edge frames' reflect padding spreads the tone over every band
+    assert (feats[0] - feats[1])[inner].abs().max() < 0.05
+    ref = T.MelSpectrogram(16000, n_fft=400, hop_length=160, n_mels=40, f_max=4000.0)(low).add(1e-6).log().T
+    ref = (ref - ref.mean(0)) / (ref.var(0, unbiased=False) + 1e-5).sqrt()
+    assert torch.allclose(feats[0], ref, atol=1e-3)
+    full, _ = small().eval().features(wave, lens)
+    assert (full[0] - full[1])[inner].abs().max() > 1.0  # the whole band does hear the tone
+    with pytest.raises(ValueError, match="model.f_max"):
+        small(f_max=9000.0)
+
+
 def test_top_db_floors_each_utterance_below_its_loudest_bin():
     torch.manual_seed(0)
     loud = torch.randn(16000) * 0.3
