@@ -130,10 +130,16 @@ def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon:
                     spelling[prefix + (c,)] = lexicon.after(partial, c)
         ranked = sorted(nxt.items(), key=lambda kv: _logadd2(*kv[1]), reverse=True)[:beam_size]
         beams = {k: (v[0], v[1]) for k, v in ranked}
+    def score(kv):
+        return _logadd2(*kv[1])
+
     done = [kv for kv in beams.items() if lexicon is None or lexicon.complete(kv[0])]
-    if not done:  # no surviving prefix ends on a whole word: say nothing rather than half a word
-        return []
-    return list(max(done, key=lambda kv: _logadd2(*kv[1]))[0])
+    if done:
+        return list(max(done, key=score)[0])
+    # every survivor ends inside a word (a recording cut mid-word, a last word misheard): keep the best
+    # one's whole words and drop the half word, rather than lose the whole utterance
+    best = max(beams.items(), key=score)[0]
+    return list(best[: max((i for i, t in enumerate(best) if t == lexicon.space), default=0)])
 
 
 @functools.lru_cache(maxsize=8)

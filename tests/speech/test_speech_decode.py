@@ -120,3 +120,13 @@ def test_lexicon_turns_a_misspelling_into_the_nearest_word():
     assert decode(lp, torch.tensor([4]), VOCAB, lexicon=["ab", "b"]) == ["ab"]
     with pytest.raises(ValueError, match="cannot emit"):
         decode(lp, torch.tensor([4]), VOCAB, lexicon=["abc"])
+
+
+def test_lexicon_search_cut_mid_word_keeps_the_whole_words_before_it():
+    from speech.decode import Lexicon
+
+    lp = one_hot_path([2, 3, 1, 3, 1, 2])  # "ab b a": the recording ends inside a word ("a" alone is none)
+    lexicon = Lexicon(["ab", "b"], VOCAB)
+    got = prefix_beam_search(lp, torch.tensor([6]), beam_size=1, lexicon=lexicon)[0]
+    assert got == [2, 3, 1, 3]  # "ab b", not nothing
+    assert prefix_beam_search(one_hot_path([2]), torch.tensor([1]), beam_size=1, lexicon=lexicon)[0] == []
