@@ -4,12 +4,13 @@ Reads ``bench/other_engine_levers.csv``, one row per lever and training seed: th
 there is one), the seed, the WER ``bench/other_engine_digits.py`` gave on SAM and on SVOX Pico, the scorer
 (``bench``: ``mas-predict`` as it was, cutting each recording at every pause of 0.15 s and decoding the pieces
 alone; ``piecewise``: a script, not kept, that decoded the same pieces, where the recipe's seeds score within
-0.001 of the bench; ``whole``: ``mas-predict`` now, a recording whole with its long pauses shortened) and
+0.001 of the bench; ``whole``: a recording whole with its long pauses shortened; ``words``: ``mas-predict``
+now, whole, and a lexicon search that ends inside a word keeps the whole words before it) and
 which engines spoke the training set. Prints a table of means with 95 % Student-t intervals over seeds and
 draws every seed as a dot beside its lever's mean and interval (``--png``), over a band for the first row's
 interval (the eSpeak-only recipe every lever was measured against: each change is an override on it; the
 recipe now adds ``data.sphinx_fraction=0.5 data.espeak_first_epochs=2 model.top_db=50 model.drop=0.0
-model.freq_masks=1`` on the Sphinx engine's trajectories; rows after "the sampler fix" drew new batches every
+model.freq_masks=0`` on the Sphinx engine's trajectories; rows after "the sampler fix" drew new batches every
 epoch, rows naming the trajectories had them and trained uncapped, ``trainer.max_time=null``, unless the lever
 names the cap). A WER on an engine that spoke part of the training set is drawn hollow: it is not a held-out
 engine.
