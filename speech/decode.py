@@ -92,6 +92,11 @@ class Lexicon:
         return not prefix or self.partial(prefix) in self.words
 
 
+def _total(item: tuple[tuple[int, ...], tuple[float, float]]) -> float:
+    """A beam entry's log probability: ending in blank or not."""
+    return _logadd2(*item[1])
+
+
 def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon: Lexicon | None = None) -> list[int]:
     """Prefix beam search over ``lp`` (N, V); each prefix keeps (log p ending in blank, in non-blank)
     and, with a lexicon, the word it is spelling."""
@@ -128,17 +133,14 @@ def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon:
                     continue
                 if lexicon is not None and grows and prefix + (c,) not in spelling:
                     spelling[prefix + (c,)] = lexicon.after(partial, c)
-        ranked = sorted(nxt.items(), key=lambda kv: _logadd2(*kv[1]), reverse=True)[:beam_size]
+        ranked = sorted(nxt.items(), key=_total, reverse=True)[:beam_size]
         beams = {k: (v[0], v[1]) for k, v in ranked}
-    def score(kv):
-        return _logadd2(*kv[1])
-
     done = [kv for kv in beams.items() if lexicon is None or lexicon.complete(kv[0])]
     if done:
-        return list(max(done, key=score)[0])
+        return list(max(done, key=_total)[0])
     # every survivor ends inside a word (a recording cut mid-word, a last word misheard): keep the best
     # one's whole words and drop the half word, rather than lose the whole utterance
-    best = max(beams.items(), key=score)[0]
+    best = max(beams.items(), key=_total)[0]
     return list(best[: max((i for i, t in enumerate(best) if t == lexicon.space), default=0)])
 
 
