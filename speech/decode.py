@@ -87,6 +87,11 @@ class Lexicon:
     def allows(self, prefix: tuple[int, ...], token: int) -> bool:
         return token in self.follows.get(self.partial(prefix), ())
 
+    def whole_words(self, prefix: tuple[int, ...]) -> tuple[int, ...]:
+        """``prefix`` without the word it is spelling and the space before it."""
+        head = prefix[: len(prefix) - len(self.partial(prefix))]
+        return head[:-1] if head else head
+
     def complete(self, prefix: tuple[int, ...]) -> bool:
         """Whole words and nothing after the last one (a trailing space is a different labelling)."""
         return not prefix or self.partial(prefix) in self.words
@@ -140,8 +145,7 @@ def _beam_one(lp: np.ndarray, beam_size: int, blank: int, prune: float, lexicon:
         return list(max(done, key=_total)[0])
     # every survivor ends inside a word (a recording cut mid-word, a last word misheard): keep the best
     # one's whole words and drop the half word, rather than lose the whole utterance
-    best = max(beams.items(), key=_total)[0]
-    return list(best[: max((i for i, t in enumerate(best) if t == lexicon.space), default=0)])
+    return list(lexicon.whole_words(max(beams.items(), key=_total)[0]))
 
 
 @functools.lru_cache(maxsize=8)

@@ -137,8 +137,7 @@ class AudioTransformer(nn.Module):
 
     def __init__(self, *, sample_rate: int = 16000, n_fft: int = 400, hop_length: int = 160,
                  n_mels: int = 80, lifter: int = 0, top_db: float | None = None, f_max: float | None = None,
-                 freq_masks: int = 2,
-                 freq_mask_param: int = 15, time_masks: int = 2, time_mask_frac: float = 0.05,
+                 freq_masks: int = 2, freq_mask_param: int = 15, time_masks: int = 2, time_mask_frac: float = 0.05,
                  subsample_channels: int = 64, dim: int = 144, depth: int = 6,
                  num_heads: int = 4, mlp_ratio: float = 4.0, drop: float = 0.1, attn_drop: float = 0.0,
                  drop_path: float = 0.0, conv_kernel: int = 0, conv_norm: str = "group", macaron: bool = False,

@@ -92,7 +92,7 @@ def test_spoken_digits_bar(out_dir):
     rec = train_cfg(["experiment=speech/spoken_digits"], out_dir)
     print(json.dumps({k: rec[k] for k in ("test/wer", "test/wer_free", "test/cer", "train_seconds", "epochs")}))
     assert rec["test/wer"] <= 0.03, rec  # the recipe's decoding (digit lexicon)
-    assert rec["test/wer_free"] <= 0.08, rec  # the free spelling, not the recipe's: 0.030 +- 0.010 (n=4)
+    assert rec["test/wer_free"] <= 0.08, rec  # the free spelling, not the recipe's: 0.021 +- 0.004 (n=6)
     assert rec["train_seconds"] < 600, rec
 
 
