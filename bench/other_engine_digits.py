@@ -6,13 +6,15 @@ shares no code, voice or phoneme data with it:
 - ``--engine sam``: SAM (Software Automatic Mouth, a 1982 formant synthesiser, pure Python,
   ``pip install --no-deps samtts==0.3.0``), varying its speed, pitch, mouth and throat;
 - ``--engine pico``: SVOX Pico (the statistical-parametric HMM synthesiser of early Android phones, female
-  en-US and en-GB voices, ``pip install ttspico==0.3.2``, which compiles its C sources), varying rate and pitch.
+  en-US and en-GB voices, ``pip install ttspico==0.3.2``, which compiles its C sources), varying rate and pitch;
+- ``--engine dectalk``: DECtalk (a 1984 formant synthesiser with its own rules and dictionary, nine speakers,
+  x86-64 Linux, ``pip install -e '.[dectalk]'``), varying speaker, rate and head size.
 
 Each recording has 3-7 or 10-16 digits, is stored at 22,050, 16,000 or 8,000 Hz with a random level and
 lead/trail silence, and goes through ``mas-predict``'s own path (:func:`speech.predict.transcribe_files`).
 
     python bench/other_engine_digits.py --ckpt outputs/runs/<spoken_digits run>/checkpoints/last.ckpt \
-        [--engine sam|pico] [--per-length 100] [--join 4] [--chunk-seconds 20]
+        [--engine sam|pico|dectalk] [--per-length 100] [--join 4] [--chunk-seconds 20]
 
 prints the word error rate per sequence length, per stored sample rate and overall (torchmetrics' WER);
 ``--join K`` scores ``--per-length`` long recordings instead, each K sequences of 3-7 digits with 0.6-1.2 s
@@ -62,7 +64,17 @@ def pico_wave(text: str, rng: np.random.Generator) -> np.ndarray:
     return wave.astype(np.float32) / 32768.0
 
 
-ENGINES = {"sam": (sam_wave, 22050), "pico": (pico_wave, 16000)}
+def dectalk_wave(text: str, rng: np.random.Generator) -> np.ndarray:
+    """float32 waveform at 11,025 Hz of ``text`` by a random DECtalk speaker, rate (120-240 words per minute)
+    and head size (88-112 %, whatever the speaker's own)."""
+    from speech.data.dectalk import SPEAKERS, speak
+
+    wave = speak(text, speaker=int(rng.integers(len(SPEAKERS))), rate=int(rng.integers(120, 241)),
+                 head_size=int(rng.integers(88, 113)))
+    return wave.astype(np.float32) / 32768.0
+
+
+ENGINES = {"sam": (sam_wave, 22050), "pico": (pico_wave, 16000), "dectalk": (dectalk_wave, 11025)}
 
 
 def digit_text(rng: np.random.Generator, lo: int, hi: int) -> str:

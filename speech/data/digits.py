@@ -25,7 +25,7 @@ import torch
 
 from core.train.data import cached_tensors, lengths_at_ratio
 from core.train.errors import InputError
-from speech.data import pico, sam, sphinx
+from speech.data import dectalk, pico, sam, sphinx
 from speech.data.batching import SpeechDataModuleBase, WaveDataset
 from speech.data.espeak import Utterance, wheel_data_path
 from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices, finish, spec_key,
@@ -57,6 +57,8 @@ class DigitsSpec:
             Python), drawn after Pico's share from the same stream.
         sphinx_fraction: share spoken by the HMM synthesiser on PocketSphinx's acoustic model
             (:mod:`speech.data.sphinx`: spectra drawn from real talkers' statistics), drawn after SAM's.
+        dectalk_fraction: share spoken by DECtalk (:mod:`speech.data.dectalk`, a formant synthesiser with its own
+            rules and nine speakers), drawn after the Sphinx share.
         snr_db: range of the signal-to-noise ratio of the added white noise.
         pad_seconds: range of the silence added before and after the speech.
         sample_rate: rate of the stored waveforms (the model's rate).
@@ -77,6 +79,7 @@ class DigitsSpec:
     pico_fraction: float = 0.0
     sam_fraction: float = 0.0
     sphinx_fraction: float = 0.0
+    dectalk_fraction: float = 0.0
     snr_db: tuple[float, float] = (15.0, 40.0)
     pad_seconds: tuple[float, float] = (0.05, 0.25)
     sample_rate: int = 16000
@@ -90,25 +93,31 @@ class DigitsSpec:
         if not 0 < self.rate[0] <= self.rate[1]:
             raise ValueError(f"data.rate={list(self.rate)} must be a positive range of words per minute.")
         check_count(self.random_voices)
-        if min(self.pico_fraction, self.sam_fraction, self.sphinx_fraction) < 0.0 or self.other_share > 1.0:
-            raise ValueError(f"data.pico_fraction={self.pico_fraction}, data.sam_fraction={self.sam_fraction} and "
-                             f"data.sphinx_fraction={self.sphinx_fraction} must be shares in [0, 1] that add up to "
-                             "at most 1.")
+        shares = (self.pico_fraction, self.sam_fraction, self.sphinx_fraction, self.dectalk_fraction)
+        if min(shares) < 0.0 or self.other_share > 1.0:
+            raise ValueError(f"data.pico_fraction={self.pico_fraction}, data.sam_fraction={self.sam_fraction}, "
+                             f"data.sphinx_fraction={self.sphinx_fraction} and data.dectalk_fraction="
+                             f"{self.dectalk_fraction} must be shares in [0, 1] that add up to at most 1.")
         if self.pico_fraction > 0:
             pico.require_pico()
         if self.sam_fraction > 0:
             sam.require_sam()
         if self.sphinx_fraction > 0:
             sphinx.require_sphinx()
+        if self.dectalk_fraction > 0:
+            dectalk.require_dectalk()
 
     @property
     def other_share(self) -> float:
         """The share of training utterances that engines other than eSpeak speak."""
-        return self.pico_fraction + self.sam_fraction + self.sphinx_fraction
+        return self.pico_fraction + self.sam_fraction + self.sphinx_fraction + self.dectalk_fraction
 
     def key(self) -> str:
-        """Short hash of the spec and of the revision of the Sphinx engine when it speaks (names the cache file)."""
-        return spec_key(self, **({"sphinx_revision": sphinx.REVISION} if self.sphinx_fraction > 0 else {}))
+        """Short hash of the spec and of the revisions of the engines of ours that speak (names the cache file)."""
+        revisions = {"sphinx_revision": sphinx.REVISION} if self.sphinx_fraction > 0 else {}
+        if self.dectalk_fraction > 0:
+            revisions["dectalk_revision"] = dectalk.REVISION
+        return spec_key(self, **revisions)
 
 
 def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
@@ -116,7 +125,7 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
     out = []
     drawn = random_voice_names(spec.random_voices)
     other_engines = ((spec.pico_fraction, pico.pico_voice), (spec.sam_fraction, sam.sam_voice),
-                     (spec.sphinx_fraction, sphinx.sphinx_voice))
+                     (spec.sphinx_fraction, sphinx.sphinx_voice), (spec.dectalk_fraction, dectalk.dectalk_voice))
     for si, split in enumerate(SPLITS):
         variants = spec.variants.get(split, [])
         for i in range(spec.num_utterances.get(split, 0)):
@@ -144,8 +153,8 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
 
 
 def other_engine(u: Utterance):
-    """The module of the engine other than eSpeak that speaks ``u`` (Pico, SAM, Sphinx), or ``None``."""
-    return next((engine for engine in (pico, sam, sphinx) if engine.is_engine(u)), None)
+    """The module of the engine other than eSpeak that speaks ``u`` (Pico, SAM, Sphinx, DECtalk), or ``None``."""
+    return next((engine for engine in (pico, sam, sphinx, dectalk) if engine.is_engine(u)), None)
 
 
 def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: bool = True) -> dict:
@@ -189,8 +198,8 @@ def _curriculum_epochs(epochs, spec: DigitsSpec) -> int:
         raise InputError(f"data.espeak_first_epochs={epochs!r} must be a whole number of epochs, 0 or more.")
     if epochs and not 0.0 < spec.other_share < 1.0:
         raise InputError(f"data.espeak_first_epochs={epochs} holds back the other engines' utterances: it needs "
-                         "data.pico_fraction, data.sam_fraction or data.sphinx_fraction above 0 and adding up "
-                         "to less than 1.")
+                         "data.pico_fraction, data.sam_fraction, data.sphinx_fraction or data.dectalk_fraction "
+                         "above 0 and adding up to less than 1.")
     return epochs
 
 
@@ -202,8 +211,8 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
         random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
-        pico_fraction, sam_fraction, sphinx_fraction: shares of training utterances spoken by SVOX Pico, SAM and
-            the Sphinx HMM synthesiser (:class:`DigitsSpec`).
+        pico_fraction, sam_fraction, sphinx_fraction, dectalk_fraction: shares of training utterances spoken by
+            SVOX Pico, SAM, the Sphinx HMM synthesiser and DECtalk (:class:`DigitsSpec`).
         espeak_first_epochs: epochs at the start that draw their batches from eSpeak's utterances alone; the
             other engines' shares join after. On a mix CTC is slow to leave its blank-only plateau (a third from
             the Sphinx engine left it only after 4 of 8 epochs); the one engine gets it out first.
@@ -219,12 +228,12 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
                  variants: dict[str, list[str]] | None = None, random_voices: int = 0,
                  pico_fraction: float = 0.0, sam_fraction: float = 0.0, sphinx_fraction: float = 0.0,
-                 espeak_first_epochs: int = 0, build_workers: int = 2,
+                 dectalk_fraction: float = 0.0, espeak_first_epochs: int = 0, build_workers: int = 2,
                  size_ratio: float = 1.0, **kw) -> None:
         super().__init__(**kw)
         spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices),
                    "pico_fraction": float(pico_fraction), "sam_fraction": float(sam_fraction),
-                   "sphinx_fraction": float(sphinx_fraction)}
+                   "sphinx_fraction": float(sphinx_fraction), "dectalk_fraction": float(dectalk_fraction)}
         if num_utterances is not None:
             spec_kw["num_utterances"] = {s: int(num_utterances.get(s, 0)) for s in SPLITS}
         if variants is not None:
@@ -242,7 +251,8 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
             lo, hi = lengths_at_ratio((self.spec.min_digits, self.spec.max_digits), self.size_ratio)
             count = math.ceil(self.spec.num_utterances.get("test", 0) / self.size_ratio)
             self.test_spec = replace(self.spec, num_utterances={"test": count}, min_digits=lo, max_digits=hi,
-                                     pico_fraction=0.0, sam_fraction=0.0, sphinx_fraction=0.0)  # eSpeak's alone
+                                     pico_fraction=0.0, sam_fraction=0.0, sphinx_fraction=0.0,
+                                     dectalk_fraction=0.0)  # eSpeak's alone
             self.test_path = root / f"spoken_digits-{self.test_spec.key()}.pt"
 
     def _data(self) -> dict:

@@ -6,14 +6,15 @@ missing-package message are checked everywhere.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 
 import numpy as np
 import pytest
 
+from engine_plans import plan_digest, request_plan
+
 from core.train.errors import InputError
-from speech.data.digits import DigitsSpec, build_spoken_digits, make_requests
+from speech.data.digits import DigitsSpec, build_spoken_digits
 from speech.data.espeak import Utterance
 from speech.data.pico import PICO_PREFIX
 from speech.data.sam import SAM_PREFIX
@@ -23,18 +24,12 @@ SIZES = {"train": 300, "val": 20, "test": 20}
 PLAN_DIGESTS = {0.0: "1f3aad563374bb33d6242d6f1cc42a93f71aefc1", 0.2: "73b00ce0d6b2482ea4c4628386d0ca35f1684ec1"}
 
 
-def _plan(monkeypatch, **shares) -> list:
-    monkeypatch.setattr("speech.data.pico.require_pico", lambda: None)  # the plan needs no engine
-    monkeypatch.setattr("speech.data.sam.require_sam", lambda: None)
-    return make_requests(DigitsSpec(num_utterances=SIZES, **shares))
-
-
 def test_sam_takes_its_share_after_pico_and_leaves_the_other_draws(monkeypatch):
-    plain = _plan(monkeypatch)
-    pico_only = _plan(monkeypatch, pico_fraction=0.2)
+    plain = request_plan(monkeypatch, SIZES)
+    pico_only = request_plan(monkeypatch, SIZES, pico_fraction=0.2)
     for fraction, plan in ((0.0, plain), (0.2, pico_only)):  # the plans without SAM are the ones before it
-        assert hashlib.sha1(repr(plan).encode()).hexdigest() == PLAN_DIGESTS[fraction]
-    both = _plan(monkeypatch, pico_fraction=0.2, sam_fraction=0.3)
+        assert plan_digest(plan) == PLAN_DIGESTS[fraction]
+    both = request_plan(monkeypatch, SIZES, pico_fraction=0.2, sam_fraction=0.3)
     sam = [(split, u) for split, _, u in both if u.voice.startswith(SAM_PREFIX)]
     assert {split for split, _ in sam} == {"train"}
     assert 0.2 < len(sam) / SIZES["train"] < 0.4  # a binomial share of 300 at p = 0.3

@@ -6,6 +6,7 @@ from __future__ import annotations
 import jiwer
 import numpy as np
 import pytest
+from engine_plans import request_plan
 from scipy.fft import dct
 
 from core.train.errors import InputError
@@ -152,10 +153,8 @@ def test_engine_is_reproducible_and_follows_the_voice():
 
 
 def test_sphinx_takes_its_share_after_sam_and_leaves_the_other_draws(monkeypatch):
-    for engine in ("pico.require_pico", "sam.require_sam", "sphinx.require_sphinx"):
-        monkeypatch.setattr(f"speech.data.{engine}", lambda: None)  # the plan needs no engine
-    before = make_requests(DigitsSpec(num_utterances=SIZES, pico_fraction=0.2, sam_fraction=0.2))
-    after = make_requests(DigitsSpec(num_utterances=SIZES, pico_fraction=0.2, sam_fraction=0.2, sphinx_fraction=0.3))
+    before = request_plan(monkeypatch, SIZES, pico_fraction=0.2, sam_fraction=0.2)
+    after = request_plan(monkeypatch, SIZES, pico_fraction=0.2, sam_fraction=0.2, sphinx_fraction=0.3)
     drawn = [(split, u) for split, _, u in after if u.voice.startswith(SPHINX_PREFIX)]
     assert {split for split, _ in drawn} == {"train"} and 0.2 < len(drawn) / SIZES["train"] < 0.4
     for (s0, t0, u0), (s1, t1, u1) in zip(before, after, strict=True):
