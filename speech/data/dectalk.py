@@ -105,7 +105,10 @@ def speak(text: str, *, speaker: int = 0, rate: int = 180, head_size: int = 100,
     settings = " ".join(f"{name} {int(value)}" for name, value in {"hs": np.clip(head_size, 65, 145), **design}.items())
     cmd = [str(home / "say"), "-s", str(int(np.clip(speaker, 0, len(SPEAKERS) - 1))),
            "-r", str(int(np.clip(rate, 75, 600))), "-fo", "stdout:raw", "-a", f"[:dv {settings}] {text}"]
-    done = subprocess.run(cmd, cwd=home, env=env, capture_output=True, timeout=60)
+    try:
+        done = subprocess.run(cmd, cwd=home, env=env, capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"DECtalk's say did not finish {text[:40]!r} within 60 s.") from None
     if done.returncode != 0 or not done.stdout:
         reason = done.stderr.decode(errors="replace").strip().splitlines()
         raise InputError(f"DECtalk's say failed (exit {done.returncode}): "
