@@ -32,10 +32,29 @@ from speech.data.synthesis import (ACCENTS, SPLITS, VOICE_VARIANTS, check_voices
                                    synthesize_batches, uniform_int)
 from speech.data.voices import check_count, random_voice_names, voice_data_dir
 
-__all__ = ["DIGIT_WORDS", "SPLITS", "DigitsSpec", "SpokenDigitsDataModule", "build_spoken_digits", "make_requests",
-           "other_engine"]
+__all__ = ["DIGIT_WORDS", "OTHER_ENGINES", "SPLITS", "DigitsSpec", "SpokenDigitsDataModule", "build_spoken_digits",
+           "make_requests", "other_engine"]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+# The engines besides eSpeak by their DigitsSpec share, in the order the shares are drawn. Each module ``<name>``
+# offers ``<name>_voice(rng)``, ``require_<name>()``, ``is_engine(u)``, ``synthesize(u)``, ``SAMPLE_RATE`` and,
+# where the sound depends on code of ours, a ``REVISION`` for the cache key. Looked up by name when called, so
+# a test's stand-in for a check is the one used.
+OTHER_ENGINES = {"pico_fraction": pico, "sam_fraction": sam, "sphinx_fraction": sphinx, "dectalk_fraction": dectalk}
+
+
+def _short_name(engine) -> str:
+    return engine.__name__.rsplit(".", 1)[-1]
+
+
+def _engine_function(engine, pattern: str):
+    """The engine module's function named by ``pattern`` around its short name (``"require_{}"``)."""
+    return getattr(engine, pattern.format(_short_name(engine)))
+
+
+def _listed(items: list[str], last: str) -> str:
+    """``a, b, c and d`` (``last`` = "and") or ``a, b, c or d``."""
+    return f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
 @dataclass
@@ -93,30 +112,23 @@ class DigitsSpec:
         if not 0 < self.rate[0] <= self.rate[1]:
             raise ValueError(f"data.rate={list(self.rate)} must be a positive range of words per minute.")
         check_count(self.random_voices)
-        shares = (self.pico_fraction, self.sam_fraction, self.sphinx_fraction, self.dectalk_fraction)
-        if min(shares) < 0.0 or self.other_share > 1.0:
-            raise ValueError(f"data.pico_fraction={self.pico_fraction}, data.sam_fraction={self.sam_fraction}, "
-                             f"data.sphinx_fraction={self.sphinx_fraction} and data.dectalk_fraction="
-                             f"{self.dectalk_fraction} must be shares in [0, 1] that add up to at most 1.")
-        if self.pico_fraction > 0:
-            pico.require_pico()
-        if self.sam_fraction > 0:
-            sam.require_sam()
-        if self.sphinx_fraction > 0:
-            sphinx.require_sphinx()
-        if self.dectalk_fraction > 0:
-            dectalk.require_dectalk()
+        shares = {field: getattr(self, field) for field in OTHER_ENGINES}
+        if min(shares.values()) < 0.0 or self.other_share > 1.0:
+            listed = _listed([f"data.{field}={share}" for field, share in shares.items()], "and")
+            raise ValueError(f"{listed} must be shares in [0, 1] that add up to at most 1.")
+        for field, engine in OTHER_ENGINES.items():
+            if shares[field] > 0:
+                _engine_function(engine, "require_{}")()
 
     @property
     def other_share(self) -> float:
         """The share of training utterances that engines other than eSpeak speak."""
-        return self.pico_fraction + self.sam_fraction + self.sphinx_fraction + self.dectalk_fraction
+        return sum(getattr(self, field) for field in OTHER_ENGINES)
 
     def key(self) -> str:
         """Short hash of the spec and of the revisions of the engines of ours that speak (names the cache file)."""
-        revisions = {"sphinx_revision": sphinx.REVISION} if self.sphinx_fraction > 0 else {}
-        if self.dectalk_fraction > 0:
-            revisions["dectalk_revision"] = dectalk.REVISION
+        revisions = {f"{_short_name(engine)}_revision": engine.REVISION for field, engine in OTHER_ENGINES.items()
+                     if getattr(self, field) > 0 and hasattr(engine, "REVISION")}
         return spec_key(self, **revisions)
 
 
@@ -124,8 +136,8 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
     """All synthesis requests in build order: ``(split, transcript, Utterance)``."""
     out = []
     drawn = random_voice_names(spec.random_voices)
-    other_engines = ((spec.pico_fraction, pico.pico_voice), (spec.sam_fraction, sam.sam_voice),
-                     (spec.sphinx_fraction, sphinx.sphinx_voice), (spec.dectalk_fraction, dectalk.dectalk_voice))
+    other_engines = [(getattr(spec, field), _engine_function(engine, "{}_voice"))
+                     for field, engine in OTHER_ENGINES.items()]
     for si, split in enumerate(SPLITS):
         variants = spec.variants.get(split, [])
         for i in range(spec.num_utterances.get(split, 0)):
@@ -153,8 +165,8 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
 
 
 def other_engine(u: Utterance):
-    """The module of the engine other than eSpeak that speaks ``u`` (Pico, SAM, Sphinx, DECtalk), or ``None``."""
-    return next((engine for engine in (pico, sam, sphinx, dectalk) if engine.is_engine(u)), None)
+    """The module of the engine other than eSpeak that speaks ``u`` (:data:`OTHER_ENGINES`), or ``None``."""
+    return next((engine for engine in OTHER_ENGINES.values() if engine.is_engine(u)), None)
 
 
 def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: bool = True) -> dict:
@@ -198,8 +210,8 @@ def _curriculum_epochs(epochs, spec: DigitsSpec) -> int:
         raise InputError(f"data.espeak_first_epochs={epochs!r} must be a whole number of epochs, 0 or more.")
     if epochs and not 0.0 < spec.other_share < 1.0:
         raise InputError(f"data.espeak_first_epochs={epochs} holds back the other engines' utterances: it needs "
-                         "data.pico_fraction, data.sam_fraction, data.sphinx_fraction or data.dectalk_fraction "
-                         "above 0 and adding up to less than 1.")
+                         f"{_listed([f'data.{field}' for field in OTHER_ENGINES], 'or')} above 0 and adding up "
+                         "to less than 1.")
     return epochs
 
 
@@ -251,8 +263,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
             lo, hi = lengths_at_ratio((self.spec.min_digits, self.spec.max_digits), self.size_ratio)
             count = math.ceil(self.spec.num_utterances.get("test", 0) / self.size_ratio)
             self.test_spec = replace(self.spec, num_utterances={"test": count}, min_digits=lo, max_digits=hi,
-                                     pico_fraction=0.0, sam_fraction=0.0, sphinx_fraction=0.0,
-                                     dectalk_fraction=0.0)  # eSpeak's alone
+                                     **dict.fromkeys(OTHER_ENGINES, 0.0))  # eSpeak's alone
             self.test_path = root / f"spoken_digits-{self.test_spec.key()}.pt"
 
     def _data(self) -> dict:

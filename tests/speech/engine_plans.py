@@ -19,3 +19,15 @@ def request_plan(monkeypatch, sizes: dict[str, int], **shares: float) -> list:
 def plan_digest(plan: list) -> str:
     """sha1 of a plan's ``repr``: pins every draw of a plan made before an engine was added."""
     return hashlib.sha1(repr(plan).encode()).hexdigest()
+
+
+def assert_only_the_added_rows_move(plain: list, before: list, after: list, *, added: str, kept: str) -> None:
+    """``after`` is ``before`` (eSpeak and the engine whose voices start with ``kept``) with a share given to the
+    engine whose voices start with ``added``: texts and splits never move, ``kept``'s rows stay as they were,
+    and every row left to eSpeak is the one of ``plain`` (eSpeak alone)."""
+    for (s0, t0, u0), (s1, t1, u1), (s2, t2, u2) in zip(plain, before, after, strict=True):
+        assert (s0, t0) == (s1, t1) == (s2, t2)
+        if u1.voice.startswith(kept):
+            assert u1 == u2
+        elif not u2.voice.startswith(added):
+            assert u0 == u2

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine_plans import plan_digest, request_plan
+from engine_plans import assert_only_the_added_rows_move, plan_digest, request_plan
 
 from core.train.errors import InputError
 from speech.data.digits import DigitsSpec, build_spoken_digits
@@ -36,12 +36,7 @@ def test_sam_takes_its_share_after_pico_and_leaves_the_other_draws(monkeypatch):
     for split, u in sam:
         mouth, throat = map(int, u.voice.removeprefix(SAM_PREFIX).split(","))
         assert 100 <= mouth <= 200 and 100 <= throat <= 200
-    for (s0, t0, u0), (s1, t1, u1), (s2, t2, u2) in zip(plain, pico_only, both, strict=True):
-        assert (s0, t0) == (s1, t1) == (s2, t2)  # texts and splits never move
-        if u1.voice.startswith(PICO_PREFIX):
-            assert u1 == u2  # Pico's rows stay as they were, voice included
-        elif not u2.voice.startswith(SAM_PREFIX):
-            assert u0 == u2  # and so do eSpeak's
+    assert_only_the_added_rows_move(plain, pico_only, both, added=SAM_PREFIX, kept=PICO_PREFIX)
 
 
 def test_missing_sam_and_bad_shares_say_what_to_do(monkeypatch):
