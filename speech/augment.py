@@ -12,7 +12,10 @@ so a model learns the words rather than the engine:
 - on the power spectrogram, before the mel filters (:meth:`SpeechAugment.spectrum`): vocal-tract-length
   perturbation (a warp of the frequency axis, Jaitly & Hinton 2013) that may drift during the utterance, a
   local time warp (the tempo drifts, so sounds keep their order but not their relative durations: another
-  engine's duration rules), a random smooth equaliser, and band-limiting (telephone-like edges).
+  engine's duration rules), a source tilt (voiced frames lose their upper harmonics by up to ``tilt_db`` at
+  4 kHz, and the unvoiced ones move by ``consonant_db``: a soft or muffled voice, whose vowels and fricatives
+  stand in another balance; an equaliser alone cannot do that, since the front end's per-utterance
+  normalisation removes any fixed filter), a random smooth equaliser, and band-limiting (telephone-like edges).
 
 The log-mel front end normalises every utterance's mean and variance, so an overall gain changes nothing
 and is not drawn. SpecAugment's masks stay in :class:`speech.models.AudioTransformer`.
@@ -95,6 +98,8 @@ class SpeechAugment:
         vtlp: warp factor range of the frequency axis (1 = none).
         vtlp_drift: how far (in log factor) the warp drifts either way within an utterance (0 = a constant warp).
         time_warp: how far (in log tempo) the local tempo drifts either way within an utterance (0 = none).
+        tilt_p, tilt_db, consonant_db: probability of a source tilt, the range of its loss at 4 kHz in voiced
+            frames (dB, growing with log frequency from 500 Hz) and the range of the unvoiced frames' gain (dB).
         eq_p, eq_db: probability and largest swing of the random equaliser.
         bandlimit_p, lowpass_hz, highpass_hz: probability and edge ranges of band-limiting.
         quantize_p, bits: probability and bit-depth range of quantisation (half of them mu-law).
@@ -107,7 +112,8 @@ class SpeechAugment:
                  reverb_p: float = 0.3, rt60: Sequence[float] = (0.15, 0.7), babble_p: float = 0.2,
                  babble_snr: Sequence[float] = (8.0, 25.0), babble_voices: int = 3, noise_p: float = 0.3,
                  noise_snr: Sequence[float] = (10.0, 40.0), vtlp: Sequence[float] = (0.88, 1.12),
-                 vtlp_drift: float = 0.0, time_warp: float = 0.0,
+                 vtlp_drift: float = 0.0, time_warp: float = 0.0, tilt_p: float = 0.0,
+                 tilt_db: Sequence[float] = (0.0, 30.0), consonant_db: Sequence[float] = (-20.0, 3.0),
                  eq_p: float = 0.5, eq_db: float = 8.0, bandlimit_p: float = 0.3,
                  lowpass_hz: Sequence[float] = (3000.0, 7000.0), highpass_hz: Sequence[float] = (50.0, 400.0),
                  quantize_p: float = 0.0, bits: Sequence[int] = (3, 8), lowrate_p: float = 0.0,
@@ -115,7 +121,8 @@ class SpeechAugment:
         if any(s <= 0 for s in speeds) or not speeds:
             raise ValueError(f"augment.speeds={list(speeds)} must be positive factors.")
         for name, p in (("reverb_p", reverb_p), ("babble_p", babble_p), ("noise_p", noise_p), ("eq_p", eq_p),
-                        ("bandlimit_p", bandlimit_p), ("quantize_p", quantize_p), ("lowrate_p", lowrate_p)):
+                        ("tilt_p", tilt_p), ("bandlimit_p", bandlimit_p), ("quantize_p", quantize_p),
+                        ("lowrate_p", lowrate_p)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"augment.{name}={p} is not a probability.")
         self.sample_rate = int(sample_rate)
@@ -127,6 +134,9 @@ class SpeechAugment:
         if vtlp_drift < 0 or time_warp < 0:
             raise ValueError(f"augment.vtlp_drift={vtlp_drift} and augment.time_warp={time_warp} must be >= 0.")
         self.vtlp_drift, self.time_warp = float(vtlp_drift), float(time_warp)
+        if not 0 <= tilt_db[0] <= tilt_db[1]:
+            raise ValueError(f"augment.tilt_db={list(tilt_db)} must be a range of losses >= 0 dB.")
+        self.tilt_p, self.tilt_db, self.consonant_db = tilt_p, tilt_db, consonant_db
         self.bandlimit_p, self.lowpass_hz, self.highpass_hz = bandlimit_p, lowpass_hz, highpass_hz
         if not 1 <= int(bits[0]) <= int(bits[1]) <= 16:
             raise ValueError(f"augment.bits={list(bits)} must be a range within 1..16.")
@@ -232,11 +242,11 @@ class SpeechAugment:
 
     def spectrum(self, power: Tensor, frames: Tensor | None = None) -> Tensor:
         """``power`` (B, F, T) after vocal-tract-length warping, a local time warp within each utterance's
-        ``frames`` (B,) (all T when not given), equalisation and band-limiting."""
+        ``frames`` (B,) (all T when not given), a source tilt, equalisation and band-limiting."""
         b, _, t = power.shape
         frames = torch.full((b,), t, device=power.device) if frames is None else frames.clamp(max=t)
         u = torch.arange(t, device=power.device, dtype=power.dtype)[None] / (frames[:, None] - 1).clamp(min=1)
-        power = self.retime(self.warp(power, u), u, frames)
+        power = self.source_tilt(self.retime(self.warp(power, u), u, frames))
         return power * self.gain(b, power.shape[1], power.device)[..., None]
 
     def warp(self, power: Tensor, u: Tensor | None = None) -> Tensor:
@@ -275,6 +285,29 @@ class SpeechAugment:
         lo = lo.long()[:, None].expand(-1, nbins, -1)
         hi = (lo + 1).clamp(max=t - 1)
         return power.gather(2, lo) * (1 - w) + power.gather(2, hi) * w
+
+    def voicing(self, power: Tensor) -> Tensor:
+        """How voiced each frame of ``power`` (B, F, T) is, ``(B, 1, T)`` in [0, 1]: from the share of its power
+        below 1 kHz against that above 2 kHz (a vowel's lies low, a fricative's and white noise's high)."""
+        hz = self.frequencies(power.shape[1], power.device)[None, :, None]
+        low = (power * (hz < 1000)).sum(1, keepdim=True)
+        high = (power * (hz > 2000)).sum(1, keepdim=True)
+        share = low / (low + high).clamp_min(1e-12)
+        return ((share - 0.2) / 0.6).clamp(0, 1)
+
+    def source_tilt(self, power: Tensor) -> Tensor:
+        """Where drawn (``tilt_p``): voiced frames lose ``tilt_db`` at 4 kHz (a third of it an octave from
+        500 Hz up, none below), unvoiced frames gain ``consonant_db``, in proportion to :meth:`voicing`."""
+        if self.tilt_p <= 0:
+            return power
+        b, nbins, _ = power.shape
+        on = (torch.rand(b, 1, 1, device=power.device) < self.tilt_p).float()
+        tilt = _uniform((b, 1, 1), self.tilt_db, power.device) * on
+        consonant = _uniform((b, 1, 1), self.consonant_db, power.device) * on
+        octaves = torch.log2(self.frequencies(nbins, power.device).clamp_min(500.0) / 500.0)[None, :, None]
+        v = self.voicing(power)
+        db = -tilt * v * octaves / 3 + consonant * (1 - v)
+        return power * 10 ** (db / 10)
 
     def gain(self, batch: int, num_bins: int, device: torch.device) -> Tensor:
         """Power gain per utterance and bin ``(B, F)``: a smooth random equaliser over the mel axis

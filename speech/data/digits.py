@@ -67,6 +67,9 @@ class DigitsSpec:
         accents: English language voices combined with every variant.
         min_digits, max_digits: sequence length range.
         rate, pitch, pitch_range, word_gap: inclusive ranges drawn uniformly per utterance.
+        word_rate_p, word_rate: in the training utterances eSpeak speaks, each word's chance of its own pace,
+            and the range of that pace (percent of the utterance's rate, drawn log-uniformly): a digit stressed
+            and drawn out, or reduced to a syllable's flick, as people and other engines say them.
         random_voices: drawn eSpeak voices (:mod:`speech.data.voices`) added to the training variants;
             every other training utterance that eSpeak speaks uses one of them (an utterance another engine
             speaks takes that engine's voice; 0: the shipped variants only).
@@ -94,6 +97,8 @@ class DigitsSpec:
     pitch: tuple[int, int] = (25, 75)
     pitch_range: tuple[int, int] = (20, 90)
     word_gap: tuple[int, int] = (0, 3)
+    word_rate_p: float = 0.0
+    word_rate: tuple[int, int] = (60, 250)
     random_voices: int = 0
     pico_fraction: float = 0.0
     sam_fraction: float = 0.0
@@ -112,6 +117,9 @@ class DigitsSpec:
         if not 0 < self.rate[0] <= self.rate[1]:
             raise ValueError(f"data.rate={list(self.rate)} must be a positive range of words per minute.")
         check_count(self.random_voices)
+        if not 0.0 <= self.word_rate_p <= 1.0 or not 0 < self.word_rate[0] <= self.word_rate[1]:
+            raise ValueError(f"data.word_rate_p={self.word_rate_p} must be a probability and data.word_rate="
+                             f"{list(self.word_rate)} a positive range of percentages.")
         shares = {field: getattr(self, field) for field in OTHER_ENGINES}
         if min(shares.values()) < 0.0 or self.other_share > 1.0:
             listed = _listed([f"data.{field}={share}" for field, share in shares.items()], "and")
@@ -129,7 +137,8 @@ class DigitsSpec:
         """Short hash of the spec and of the revisions of the engines of ours that speak (names the cache file)."""
         revisions = {f"{_short_name(engine)}_revision": engine.REVISION for field, engine in OTHER_ENGINES.items()
                      if getattr(self, field) > 0 and hasattr(engine, "REVISION")}
-        return spec_key(self, **revisions)
+        unused = ("word_rate_p", "word_rate") if self.word_rate_p == 0 else ()  # earlier sets keep their names
+        return spec_key(self, skip=unused, **revisions)
 
 
 def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
@@ -149,19 +158,31 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
             else:
                 variant = variants[i % len(variants)]
             voice = f"{spec.accents[int(rng.integers(len(spec.accents)))]}+{variant}"
+            espeak_speaks = True
             if split == "train" and spec.other_share > 0:  # own stream
                 engine_rng = np.random.default_rng([spec.seed, si, i, 2])
                 share, bound = engine_rng.random(), 0.0
                 for fraction, draw_voice in other_engines:  # consecutive slices of [0, 1), in this order
                     bound += fraction
                     if share < bound:
-                        voice = draw_voice(engine_rng)
+                        voice, espeak_speaks = draw_voice(engine_rng), False
                         break
             u = Utterance(text=text, voice=voice, rate=uniform_int(rng, spec.rate), pitch=uniform_int(rng, spec.pitch),
                           pitch_range=uniform_int(rng, spec.pitch_range), word_gap=uniform_int(rng, spec.word_gap),
                           seed=int(rng.integers(2**31)))
+            if split == "train" and espeak_speaks and spec.word_rate_p > 0:
+                u = replace(u, word_rates=word_rates(n, spec, np.random.default_rng([spec.seed, si, i, 3])))
             out.append((split, text, u))
     return out
+
+
+def word_rates(words: int, spec: DigitsSpec, rng: np.random.Generator) -> tuple[int, ...]:
+    """A pace per word (percent of the utterance's rate): 100 unless drawn (``spec.word_rate_p``), then
+    log-uniform over ``spec.word_rate``; ``()`` when no word is drawn (plain text, no SSML)."""
+    lo, hi = np.log(spec.word_rate)
+    rates = tuple(int(round(np.exp(rng.uniform(lo, hi)))) if rng.random() < spec.word_rate_p else 100
+                  for _ in range(words))
+    return rates if any(r != 100 for r in rates) else ()
 
 
 def other_engine(u: Utterance):
@@ -223,6 +244,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
         random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
+        word_rate_p: each eSpeak training word's chance of its own pace (:class:`DigitsSpec`).
         pico_fraction, sam_fraction, sphinx_fraction, dectalk_fraction: shares of training utterances spoken by
             SVOX Pico, SAM, the Sphinx HMM synthesiser and DECtalk (:class:`DigitsSpec`).
         espeak_first_epochs: epochs at the start that draw their batches from eSpeak's utterances alone; the
@@ -238,13 +260,14 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
     """
 
     def __init__(self, *, cache_dir: str, num_utterances: dict[str, int] | None = None,
-                 variants: dict[str, list[str]] | None = None, random_voices: int = 0,
+                 variants: dict[str, list[str]] | None = None, random_voices: int = 0, word_rate_p: float = 0.0,
                  pico_fraction: float = 0.0, sam_fraction: float = 0.0, sphinx_fraction: float = 0.0,
                  dectalk_fraction: float = 0.0, espeak_first_epochs: int = 0, build_workers: int = 2,
                  size_ratio: float = 1.0, **kw) -> None:
         super().__init__(**kw)
         spec_kw = {"sample_rate": self.sample_rate, "random_voices": int(random_voices),
-                   "pico_fraction": float(pico_fraction), "sam_fraction": float(sam_fraction),
+                   "word_rate_p": float(word_rate_p), "pico_fraction": float(pico_fraction),
+                   "sam_fraction": float(sam_fraction),
                    "sphinx_fraction": float(sphinx_fraction), "dectalk_fraction": float(dectalk_fraction)}
         if num_utterances is not None:
             spec_kw["num_utterances"] = {s: int(num_utterances.get(s, 0)) for s in SPLITS}
@@ -263,7 +286,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
             lo, hi = lengths_at_ratio((self.spec.min_digits, self.spec.max_digits), self.size_ratio)
             count = math.ceil(self.spec.num_utterances.get("test", 0) / self.size_ratio)
             self.test_spec = replace(self.spec, num_utterances={"test": count}, min_digits=lo, max_digits=hi,
-                                     **dict.fromkeys(OTHER_ENGINES, 0.0))  # eSpeak's alone
+                                     word_rate_p=0.0, **dict.fromkeys(OTHER_ENGINES, 0.0))  # eSpeak's alone
             self.test_path = root / f"spoken_digits-{self.test_spec.key()}.pt"
 
     def _data(self) -> dict:

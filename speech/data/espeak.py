@@ -16,6 +16,7 @@ import ctypes
 import json
 import sys
 from dataclasses import asdict, dataclass
+from xml.sax.saxutils import escape
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = ["DEFAULT_RATE", "Espeak", "Utterance", "available_variants", "data_ro
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
+_SSML = 0x10  # espeakSSML: the text is SSML markup
 _RATE, _VOLUME, _PITCH, _RANGE, _WORDGAP = 1, 2, 3, 4, 7
 DEFAULT_RATE = 175  # words per minute: eSpeak's own default, the rate other engines' 100 % stands for
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
@@ -36,7 +38,9 @@ _initialised_from: Path | None = None  # the data folder this process's library 
 class Utterance:
     """One synthesis request. ``voice`` is ``<language>+<variant>`` (e.g. ``en-us+f2``);
     ``rate`` in words per minute, ``pitch``/``pitch_range`` in 0..100, ``word_gap`` in 10 ms units;
-    ``seed`` seeds the engine's noise generator (breathy variants draw from it)."""
+    ``seed`` seeds the engine's noise generator (breathy variants draw from it); ``word_rates``, when given,
+    one per word of ``text``, speaks each word at that percentage of ``rate`` (SSML prosody: a word
+    stressed and drawn out, or reduced)."""
 
     text: str
     voice: str
@@ -45,6 +49,17 @@ class Utterance:
     pitch_range: int = 50
     word_gap: int = 0
     seed: int = 0
+    word_rates: tuple[int, ...] = ()
+
+    def markup(self) -> tuple[str, int]:
+        """The text eSpeak reads and the flags that say how: plain, or SSML when ``word_rates`` are given."""
+        if not self.word_rates:
+            return self.text, _CHARS_UTF8
+        words = self.text.split()
+        if len(words) != len(self.word_rates):
+            raise ValueError(f"{len(self.word_rates)} word rates for the {len(words)} words of '{self.text}'.")
+        body = " ".join(f'<prosody rate="{int(r)}%">{escape(w)}</prosody>' for w, r in zip(words, self.word_rates))
+        return f"<speak>{body}</speak>", _CHARS_UTF8 | _SSML
 
 
 def wheel_data_path() -> Path:
@@ -113,8 +128,9 @@ class Espeak:
             self._lib.espeak_SetParameter(key, int(value), 0)
         self._lib.espeak_ng_SetRandSeed(ctypes.c_long(u.seed))
         self._chunks = []
-        text = u.text.encode()
-        err = self._lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        markup, flags = u.markup()
+        text = markup.encode()
+        err = self._lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
         self._lib.espeak_Synchronize()
         if err != 0:
             raise RuntimeError(f"eSpeak NG failed on '{u.text}' (error {err}).")
@@ -149,7 +165,7 @@ def run_batch_in_subprocess(requests: list[Utterance], out_path: str,
 
 
 def _main() -> None:
-    requests = [Utterance(**d) for d in json.load(sys.stdin)]
+    requests = [Utterance(**(d | {"word_rates": tuple(d.get("word_rates", ()))})) for d in json.load(sys.stdin)]
     sr, waves = synthesize_batch(requests, sys.argv[2] if len(sys.argv) > 2 else None)
     audio = np.concatenate(waves) if waves else np.zeros(0, np.int16)
     np.savez(sys.argv[1], sample_rate=sr, lengths=np.array([len(w) for w in waves]), audio=audio)

@@ -50,9 +50,10 @@ def check_voices(variants: dict[str, list[str]], num_utterances: dict[str, int])
             raise ValueError(f"data.variants.{s} is empty but data.num_utterances.{s} > 0.")
 
 
-def spec_key(spec: Any, **extra: Any) -> str:
-    """Short hash of a dataclass spec and ``extra`` facts (an engine's revision) that name its cache file."""
-    fields = asdict(spec)
+def spec_key(spec: Any, skip: tuple[str, ...] = (), **extra: Any) -> str:
+    """Short hash of a dataclass spec, less its fields in ``skip``, and ``extra`` facts (an engine's revision)
+    that name its cache file."""
+    fields = {k: v for k, v in asdict(spec).items() if k not in skip}
     if clash := fields.keys() & extra.keys():
         raise ValueError(f"spec_key: {sorted(clash)} are the spec's own fields, not extra facts.")
     blob = json.dumps(fields | extra, sort_keys=True, default=list)

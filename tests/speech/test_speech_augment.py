@@ -170,6 +170,21 @@ def test_band_limit_and_equaliser_gains():
     assert torch.equal(_aug().gain(3, 201, hz.device), torch.ones(3, 201))  # nothing drawn: unchanged
 
 
+def test_source_tilt_dims_a_voiced_frames_upper_harmonics_and_moves_unvoiced_frames():
+    hz = _aug().frequencies(201, torch.device("cpu"))  # 40 Hz apart
+    vowel = torch.where(hz < 1000, 1.0, 1e-3)  # its power lies low
+    hiss = torch.where(hz > 2000, 1.0, 1e-3)  # a fricative's lies high
+    power = torch.stack([vowel, hiss, torch.ones(201)], -1)[None]  # (1, F, 3): vowel, fricative, white noise
+    aug = _aug(tilt_p=1.0, tilt_db=[12.0, 12.0], consonant_db=[-6.0, -6.0])
+    assert torch.allclose(aug.voicing(power)[0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    db = 10 * torch.log10(aug.source_tilt(power) / power)[0]
+    at = {f: int(torch.argmin((hz - f).abs())) for f in (200, 500, 1000, 2000, 4000)}
+    # a loss of 12 dB at 4 kHz, three octaves above 500 Hz: 4 dB an octave, nothing at or below 500 Hz
+    assert [round(float(db[at[f], 0]), 3) for f in (200, 500, 1000, 2000, 4000)] == [0.0, 0.0, -4.0, -8.0, -12.0]
+    assert torch.allclose(db[:, 1:], torch.full((201, 2), -6.0), atol=1e-4)  # unvoiced frames: one gain
+    assert torch.equal(_aug().source_tilt(power), power)  # not drawn: unchanged
+
+
 def _reference_quantized(x, bits: int, mu_law: bool):
     """Independent numpy quantiser: scale to full scale, round to 2**(bits-1) steps per polarity, scale back."""
     import numpy as np
@@ -217,7 +232,7 @@ def test_a_lower_recording_rate_removes_the_band_above_its_nyquist():
 
 def test_whole_pipeline_keeps_padding_silent_and_finite():
     torch.manual_seed(5)
-    aug = SpeechAugment(sample_rate=SR, reverb_p=1, babble_p=1, noise_p=1)
+    aug = SpeechAugment(sample_rate=SR, reverb_p=1, babble_p=1, noise_p=1, tilt_p=1)
     lens = torch.tensor([SR, SR // 3, SR // 2])
     wave = torch.randn(3, SR) * (torch.arange(SR)[None] < lens[:, None])
     out, new = aug.wave(wave, lens)
@@ -233,6 +248,10 @@ def test_bad_settings_say_which():
         SpeechAugment(sample_rate=SR, speeds=[0.0])
     with pytest.raises(ValueError, match="time_warp"):
         SpeechAugment(sample_rate=SR, time_warp=-0.1)
+    with pytest.raises(ValueError, match="tilt_db"):
+        SpeechAugment(sample_rate=SR, tilt_db=[10.0, 5.0])
+    with pytest.raises(ValueError, match="tilt_p"):
+        SpeechAugment(sample_rate=SR, tilt_p=2.0)
     with pytest.raises(ValueError, match="bits"):
         SpeechAugment(sample_rate=SR, bits=[8, 3])
     with pytest.raises(ValueError, match="low_rates"):
