@@ -67,9 +67,9 @@ class DigitsSpec:
         accents: English language voices combined with every variant.
         min_digits, max_digits: sequence length range.
         rate, pitch, pitch_range, word_gap: inclusive ranges drawn uniformly per utterance.
-        word_rate_p, word_rate: in the training utterances eSpeak speaks, each word's chance of its own pace,
-            and the range of that pace (percent of the utterance's rate, drawn log-uniformly): a digit stressed
-            and drawn out, or reduced to a syllable's flick, as people and other engines say them.
+        word_rate_p, word_rate: the share of the training utterances eSpeak speaks that give each word its own
+            pace, and the range of that pace (percent of the utterance's rate, drawn log-uniformly per word): a
+            digit stressed and drawn out, or reduced to a syllable's flick, as people and other engines say them.
         random_voices: drawn eSpeak voices (:mod:`speech.data.voices`) added to the training variants;
             every other training utterance that eSpeak speaks uses one of them (an utterance another engine
             speaks takes that engine's voice; 0: the shipped variants only).
@@ -177,12 +177,12 @@ def make_requests(spec: DigitsSpec) -> list[tuple[str, str, Utterance]]:
 
 
 def word_rates(words: int, spec: DigitsSpec, rng: np.random.Generator) -> tuple[int, ...]:
-    """A pace per word (percent of the utterance's rate): 100 unless drawn (``spec.word_rate_p``), then
-    log-uniform over ``spec.word_rate``; ``()`` when no word is drawn (plain text, no SSML)."""
+    """For a share ``spec.word_rate_p`` of utterances, a pace per word (percent of the utterance's rate) drawn
+    log-uniformly over ``spec.word_rate``; ``()`` for the others (plain text, no SSML)."""
+    if rng.random() >= spec.word_rate_p:
+        return ()
     lo, hi = np.log(spec.word_rate)
-    rates = tuple(int(round(np.exp(rng.uniform(lo, hi)))) if rng.random() < spec.word_rate_p else 100
-                  for _ in range(words))
-    return rates if any(r != 100 for r in rates) else ()
+    return tuple(int(round(np.exp(rng.uniform(lo, hi)))) for _ in range(words))
 
 
 def other_engine(u: Utterance):
@@ -226,13 +226,16 @@ def build_spoken_digits(spec: DigitsSpec, *, num_workers: int = 1, progress: boo
 
 
 def _curriculum_epochs(epochs, spec: DigitsSpec) -> int:
-    """``data.espeak_first_epochs`` checked: a whole number, and only with another engine beside eSpeak."""
+    """``data.espeak_first_epochs`` checked: a whole number, and only where something is held back (another
+    engine's share, or paced words) and something is left (eSpeak's utterances at an even pace)."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
         raise InputError(f"data.espeak_first_epochs={epochs!r} must be a whole number of epochs, 0 or more.")
-    if epochs and not 0.0 < spec.other_share < 1.0:
-        raise InputError(f"data.espeak_first_epochs={epochs} holds back the other engines' utterances: it needs "
-                         f"{_listed([f'data.{field}' for field in OTHER_ENGINES], 'or')} above 0 and adding up "
-                         "to less than 1.")
+    held_back = spec.other_share > 0 or spec.word_rate_p > 0
+    if epochs and not (held_back and spec.other_share < 1.0 and spec.word_rate_p < 1.0):
+        raise InputError(f"data.espeak_first_epochs={epochs} holds back the other engines' utterances and the "
+                         "paced ones: it needs "
+                         f"{_listed([f'data.{field}' for field in [*OTHER_ENGINES, 'word_rate_p']], 'or')} above 0, "
+                         "the shares adding up to less than 1 and data.word_rate_p less than 1.")
     return epochs
 
 
@@ -244,11 +247,11 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
         num_utterances: ``{train, val, test}`` sizes (tests use a tiny set).
         variants: optional ``{train, val, test}`` voice variants (held-out voices for val/test).
         random_voices: drawn eSpeak voices added to training (:class:`DigitsSpec`).
-        word_rate_p: each eSpeak training word's chance of its own pace (:class:`DigitsSpec`).
+        word_rate_p: the share of eSpeak's training utterances with a pace per word (:class:`DigitsSpec`).
         pico_fraction, sam_fraction, sphinx_fraction, dectalk_fraction: shares of training utterances spoken by
             SVOX Pico, SAM, the Sphinx HMM synthesiser and DECtalk (:class:`DigitsSpec`).
-        espeak_first_epochs: epochs at the start that draw their batches from eSpeak's utterances alone; the
-            other engines' shares join after. On a mix CTC is slow to leave its blank-only plateau (a third from
+        espeak_first_epochs: epochs at the start that draw their batches from eSpeak's utterances alone (at
+            their own even pace: words at a drawn pace held back too); the other engines' shares join after. On a mix CTC is slow to leave its blank-only plateau (a third from
             the Sphinx engine left it only after 4 of 8 epochs); the one engine gets it out first.
         build_workers: parallel synthesis processes (the result does not depend on it).
         size_ratio: the test split's digit counts relative to the training ones (3-7 digits):
@@ -310,6 +313,7 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
             ix = np.flatnonzero(data["split"].numpy() == k)
             self.datasets[s] = WaveDataset(data["audio"], data["offsets"], ix, data["text"], self.tokenizer)
             if s == "train" and self.espeak_first_epochs:
-                by_espeak = [j for j, row in enumerate(ix)
-                             if other_engine(Utterance(data["text"][row], data["voice"][row])) is None]
+                paced = {k for k, (_, _, u) in enumerate(make_requests(self.spec)) if u.word_rates}
+                by_espeak = [j for j, row in enumerate(ix) if row not in paced
+                             and other_engine(Utterance(data["text"][row], data["voice"][row])) is None]
                 self.first_epochs = (by_espeak, self.espeak_first_epochs)
