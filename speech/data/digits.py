@@ -313,7 +313,8 @@ class SpokenDigitsDataModule(SpeechDataModuleBase):
             ix = np.flatnonzero(data["split"].numpy() == k)
             self.datasets[s] = WaveDataset(data["audio"], data["offsets"], ix, data["text"], self.tokenizer)
             if s == "train" and self.espeak_first_epochs:
-                paced = {k for k, (_, _, u) in enumerate(make_requests(self.spec)) if u.word_rates}
+                paced = ({k for k, (_, _, u) in enumerate(make_requests(self.spec)) if u.word_rates}
+                         if self.spec.word_rate_p > 0 else set())  # the plan is drawn again only where it paces
                 by_espeak = [j for j, row in enumerate(ix) if row not in paced
                              and other_engine(Utterance(data["text"][row], data["voice"][row])) is None]
                 self.first_epochs = (by_espeak, self.espeak_first_epochs)

@@ -32,3 +32,11 @@ def assert_only_the_added_rows_move(plain: list, before: list, after: list, *, a
             assert u1 == u2
         elif not u2.voice.startswith(added):
             assert u0 == u2
+
+
+def assert_first_epoch_draws_only(dm, rows: set[int], total: int) -> None:
+    """``dm``'s training batches hold ``rows`` alone in the first epoch and all ``total`` rows in the second."""
+    sampler = dm.train_dataloader().batch_sampler
+    assert {i for b in sampler for i in b} == rows
+    sampler.set_epoch(1)
+    assert sorted(i for b in sampler for i in b) == list(range(total))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jiwer
 import numpy as np
 import pytest
-from engine_plans import request_plan
+from engine_plans import assert_first_epoch_draws_only, request_plan
 from scipy.fft import dct
 
 from core.train.errors import InputError
@@ -184,10 +184,7 @@ def test_espeak_first_epochs_hold_back_the_sphinx_share(tmp_path):
     voices = [u.voice for split, _, u in make_requests(dm.spec) if split == "train"]
     by_espeak = {j for j, v in enumerate(voices) if not v.startswith(SPHINX_PREFIX)}
     assert 0 < len(by_espeak) < 12
-    sampler = dm.train_dataloader().batch_sampler
-    assert {i for b in sampler for i in b} == by_espeak
-    sampler.set_epoch(1)
-    assert sorted(i for b in sampler for i in b) == list(range(12))
+    assert_first_epoch_draws_only(dm, by_espeak, 12)
 
 
 def test_the_cache_knows_the_engine_revision_where_the_engine_speaks(monkeypatch, tmp_path):
