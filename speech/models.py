@@ -230,13 +230,21 @@ class CTCModel(AudioTransformer):
 
     Args:
         vocab: CTC symbols, index 0 the blank (supplied by the datamodule).
+        inter_ctc: an encoder layer (1-based) whose output also goes through the head in training, for an
+            intermediate CTC loss (InterCTC, Lee & Watanabe 2021; :meth:`with_intermediate`, the task weighs
+            it); 0: none.
         **kw: the audio encoder's (:class:`AudioTransformer`).
     """
 
-    def __init__(self, *, vocab: list[str], **kw) -> None:
+    def __init__(self, *, vocab: list[str], inter_ctc: int = 0, **kw) -> None:
         super().__init__(**kw)
         self.vocab = [str(v) for v in vocab]
         self.head = nn.Linear(self.dim, len(self.vocab))
+        depth = len(self.encoder.blocks)
+        if not 0 <= inter_ctc < max(depth, 1):
+            raise ValueError(f"model.inter_ctc={inter_ctc} must name an encoder layer below the last "
+                             f"(1..{depth - 1}), or be 0 for none.")
+        self.inter_ctc = int(inter_ctc)
 
     def export_graphs(self) -> list:
         return [wave_graph(self, sample_rate=self.sample_rate, outputs=["log_probs", "frames"],
@@ -247,6 +255,17 @@ class CTCModel(AudioTransformer):
         x, pad = self.encode(wave, wave_lens)
         return self.head(x).float().log_softmax(-1), (~pad).sum(1)
 
+    def with_intermediate(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`forward` and the log-probs the same head reads from layer ``inter_ctc`` (through the final norm):
+        trained to spell too, that layer regularises the ones above it (InterCTC)."""
+        if not self.inter_ctc:
+            raise ValueError("with_intermediate needs model.inter_ctc, the encoder layer to read.")
+        x, pos, pad = self.subsample(*self.features(wave, wave_lens))
+        states = self.encoder.hidden_states(x, pos, key_padding_mask=pad)
+        final, middle = (self.head(self.encoder.norm(states[i])).float().log_softmax(-1)
+                         for i in (-1, self.inter_ctc - 1))
+        return final, (~pad).sum(1), middle
+
 
 class TorchaudioConformerCTC(CTCModel):
     """:class:`CTCModel` whose encoder is ``torchaudio.models.Conformer`` (same front end, subsampling and
@@ -254,6 +273,8 @@ class TorchaudioConformerCTC(CTCModel):
     Conformer adds no positional encoding and has its own attention, so ``attention=``/``pe=`` do not apply."""
 
     def __init__(self, **kw) -> None:
+        if kw.get("inter_ctc"):
+            raise ValueError("model.inter_ctc taps this project's encoder layers; torchaudio's Conformer has none.")
         super().__init__(**kw)
         from torchaudio.models import Conformer
 

@@ -19,16 +19,20 @@ class CTCTask(BaseTask):
 
     ``lexicon``: the words transcripts may contain; test and ``mas-predict`` then decode with a beam search
     held to them (:mod:`speech.decode`), and the test also reports the free greedy transcript's
-    ``test/wer_free`` (what the acoustic model alone spells).
+    ``test/wer_free`` (what the acoustic model alone spells). A model that taps a middle layer
+    (``model.inter_ctc``) adds that layer's CTC loss in training: ``(1 - w) final + w middle``, ``w`` =
+    ``inter_ctc_weight``.
 
     Batches: ``(wave, wave_lens, targets, target_lens, texts)`` (see :mod:`speech.data.batching`). Logs
     ``{stage}/loss``, ``val|test/wer`` and ``val|test/cer``.
     """
 
     def __init__(self, model: nn.Module, *, beam_size: int = 1, decoder: str = "auto",
-                 lexicon: list[str] | None = None, **kw) -> None:
+                 lexicon: list[str] | None = None, inter_ctc_weight: float = 0.3, **kw) -> None:
         super().__init__(model, **kw)
-        self.beam_size, self.decoder = beam_size, decoder
+        if not 0.0 <= inter_ctc_weight < 1.0:
+            raise ValueError(f"module.inter_ctc_weight={inter_ctc_weight} must be in [0, 1).")
+        self.beam_size, self.decoder, self.inter_ctc_weight = beam_size, decoder, float(inter_ctc_weight)
         self.lexicon = [str(w) for w in lexicon] if lexicon else None
         self.wer_free = WordErrorRate()
         self.wer = nn.ModuleDict({s: WordErrorRate() for s in ("val_", "test_")})
@@ -52,9 +56,14 @@ class CTCTask(BaseTask):
 
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         wave, wave_lens, targets, target_lens, texts = batch
-        log_probs, lens = self(wave, wave_lens)  # (B, N, V) float32
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lens, target_lens, blank=0, reduction="mean",
-                          zero_infinity=True)
+        if stage == "train" and getattr(self.model, "inter_ctc", 0):
+            log_probs, lens, middle = self.model.with_intermediate(wave, wave_lens)
+            w = self.inter_ctc_weight
+            loss = ((1 - w) * self._ctc(log_probs, lens, targets, target_lens)
+                    + w * self._ctc(middle, lens, targets, target_lens))
+        else:
+            log_probs, lens = self(wave, wave_lens)  # (B, N, V) float32
+            loss = self._ctc(log_probs, lens, targets, target_lens)
         bs = len(texts)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=on_step, on_step=on_step, on_epoch=True, batch_size=bs)
@@ -75,6 +84,11 @@ class CTCTask(BaseTask):
         self.log(f"{stage}/wer", wer, prog_bar=True, on_step=False, on_epoch=True, batch_size=bs)
         self.log(f"{stage}/cer", cer, prog_bar=True, on_step=False, on_epoch=True, batch_size=bs)
         return loss
+
+    @staticmethod
+    def _ctc(log_probs: Tensor, lens: Tensor, targets: Tensor, target_lens: Tensor) -> Tensor:
+        return F.ctc_loss(log_probs.transpose(0, 1), targets, lens, target_lens, blank=0, reduction="mean",
+                          zero_infinity=True)
 
     def _refs(self, targets: Tensor, target_lens: Tensor) -> list[str]:
         """Reference texts as the model's vocabulary spells them (normalised transcripts)."""

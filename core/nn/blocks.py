@@ -173,11 +173,19 @@ class TransformerEncoder(nn.Module):
                 causal: bool = False, num_prefix: int = 0) -> Tensor:
         """``x`` (B, num_prefix + N, C); ``pos`` (B|1, N, P) for the non-prefix tokens. Prefix
         tokens (a class token) get no additive embedding, no rotation and no bias."""
+        return self.norm(self.hidden_states(x, pos, key_padding_mask=key_padding_mask, causal=causal,
+                                            num_prefix=num_prefix)[-1])
+
+    def hidden_states(self, x: Tensor, pos: Tensor, *, key_padding_mask: Tensor | None = None,
+                      causal: bool = False, num_prefix: int = 0) -> list[Tensor]:
+        """Every layer's output, before the final norm (arguments as :meth:`forward`)."""
         x = self.pe.add(x, pos, num_prefix)
         kw = self.pe.attn_kwargs(pos, prefix=num_prefix)
+        states = []
         for blk in self.blocks:
             x = blk(x, key_padding_mask=key_padding_mask, causal=causal, **kw)
-        return self.norm(x)
+            states.append(x)
+        return states
 
 
 class TransformerDecoder(nn.Module):

@@ -1,0 +1,91 @@
+"""InterCTC: a middle encoder layer's CTC loss joins the final one in training, by its weight, and nowhere else."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.nn.attention import MultiHeadAttention
+from core.nn.pe import SinusoidalPE
+from speech.data.batching import ctc_tokenizer
+from speech.models import CTCModel, TorchaudioConformerCTC
+from speech.tasks import CTCTask
+
+TOKENIZER = ctc_tokenizer()
+
+
+def tapped(**kw) -> CTCModel:
+    """Three layers, the second tapped; nothing random in training (no dropout, masks or augmentation)."""
+    args = dict(vocab=TOKENIZER.itos, dim=32, depth=3, num_heads=2, subsample_channels=8, n_mels=40, drop=0.0,
+                freq_masks=0, time_masks=0, inter_ctc=2, attn=MultiHeadAttention, pe=functools.partial(SinusoidalPE))
+    return CTCModel(**{**args, **kw})
+
+
+def batch():
+    torch.manual_seed(0)
+    texts = ["one two", "nine"]
+    ids = [torch.tensor(TOKENIZER.encode(t)) for t in texts]
+    targets = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True)
+    return torch.randn(2, 12000), torch.tensor([12000, 9000]), targets, torch.tensor([len(i) for i in ids]), texts
+
+
+def layer_log_probs(model: CTCModel, wave, lens) -> list[torch.Tensor]:
+    """Each layer's output through the final norm and the head, run block by block outside the model."""
+    feats, n = model.features(wave, lens)
+    x, pos, pad = model.subsample(feats, n)
+    enc = model.encoder
+    x = enc.pe.add(x, pos, 0)
+    kw = enc.pe.attn_kwargs(pos, prefix=0)
+    out = []
+    for blk in enc.blocks:
+        x = blk(x, key_padding_mask=pad, **kw)
+        out.append(model.head(enc.norm(x)).float().log_softmax(-1))
+    return out, (~pad).sum(1)
+
+
+def ctc(log_probs, lens, targets, target_lens):
+    return F.ctc_loss(log_probs.transpose(0, 1), targets, lens, target_lens, blank=0, zero_infinity=True)
+
+
+def test_training_loss_weighs_the_tapped_layer_against_the_last():
+    model = tapped().train()
+    task = CTCTask(model, inter_ctc_weight=0.25)
+    task.log = lambda *a, **k: None
+    wave, lens, targets, target_lens, texts = batch()
+    loss = task.shared_step((wave, lens, targets, target_lens, texts), "train")
+    layers, frames = layer_log_probs(model, wave, lens)
+    final, middle = ctc(layers[2], frames, targets, target_lens), ctc(layers[1], frames, targets, target_lens)
+    assert not torch.isclose(final, middle)  # the two terms differ, so the weighting is seen
+    assert torch.isclose(loss, 0.75 * final + 0.25 * middle, rtol=1e-5)
+
+
+def test_evaluation_reads_the_last_layer_alone_and_the_tap_reads_the_layers():
+    model = tapped().eval()
+    task = CTCTask(model, inter_ctc_weight=0.25)
+    task.log = lambda *a, **k: None
+    wave, lens, targets, target_lens, texts = batch()
+    with torch.no_grad():
+        loss = task.shared_step((wave, lens, targets, target_lens, texts), "val")
+        layers, frames = layer_log_probs(model, wave, lens)
+        final, frames_out, middle = model.with_intermediate(wave, lens)
+    assert torch.isclose(loss, ctc(layers[2], frames, targets, target_lens), rtol=1e-5)
+    assert torch.allclose(final, layers[2], atol=1e-5) and torch.allclose(middle, layers[1], atol=1e-5)
+    assert torch.equal(frames_out, frames)
+
+
+@pytest.mark.parametrize("layer", [-1, 3, 5])
+def test_a_layer_outside_the_encoder_is_refused(layer):
+    with pytest.raises(ValueError, match=r"model.inter_ctc=.* must name an encoder layer below the last \(1..2\)"):
+        tapped(inter_ctc=layer)
+
+
+def test_bad_weight_and_torchaudio_encoder_are_refused():
+    with pytest.raises(ValueError, match=r"module.inter_ctc_weight=1.0 must be in \[0, 1\)"):
+        CTCTask(tapped(), inter_ctc_weight=1.0)
+    with pytest.raises(ValueError, match="needs model.inter_ctc"):
+        tapped(inter_ctc=0).with_intermediate(*batch()[:2])
+    with pytest.raises(ValueError, match="torchaudio's Conformer has none"):
+        TorchaudioConformerCTC(vocab=TOKENIZER.itos, dim=32, depth=3, num_heads=2, inter_ctc=1)
