@@ -260,11 +260,15 @@ class CTCModel(AudioTransformer):
         trained to spell too, that layer regularises the ones above it (InterCTC)."""
         if not self.inter_ctc:
             raise ValueError("with_intermediate needs model.inter_ctc, the encoder layer to read.")
-        x, pos, pad = self.subsample(*self.features(wave, wave_lens))
-        states = self.encoder.hidden_states(x, pos, key_padding_mask=pad)
-        final, middle = (self.head(self.encoder.norm(states[i])).float().log_softmax(-1)
-                         for i in (-1, self.inter_ctc - 1))
+        states, pad = self.hidden_states(wave, wave_lens)
+        final, middle = (self.head(states[i]).float().log_softmax(-1) for i in (-1, self.inter_ctc - 1))
         return final, (~pad).sum(1), middle
+
+    def hidden_states(self, wave: Tensor, wave_lens: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Every encoder layer's output as the head reads it (through the final norm), ``(B, N, dim)`` each, and
+        the padding ``(B, N)``."""
+        x, pos, pad = self.subsample(*self.features(wave, wave_lens))
+        return [self.encoder.norm(h) for h in self.encoder.hidden_states(x, pos, key_padding_mask=pad)], pad
 
 
 class TorchaudioConformerCTC(CTCModel):
@@ -273,8 +277,6 @@ class TorchaudioConformerCTC(CTCModel):
     Conformer adds no positional encoding and has its own attention, so ``attention=``/``pe=`` do not apply."""
 
     def __init__(self, **kw) -> None:
-        if kw.get("inter_ctc"):
-            raise ValueError("model.inter_ctc taps this project's encoder layers; torchaudio's Conformer has none.")
         super().__init__(**kw)
         from torchaudio.models import Conformer
 
@@ -296,6 +298,15 @@ class TorchaudioConformerCTC(CTCModel):
         x, _, pad = self.subsample(feats, n)
         out, _ = self.conformer(x, (~pad).sum(1))
         return out, pad
+
+    def hidden_states(self, wave: Tensor, wave_lens: Tensor) -> tuple[list[Tensor], Tensor]:
+        # torchaudio's layers each end in a norm and its stack adds none: the head reads them as they are
+        x, _, pad = self.subsample(*self.features(wave, wave_lens))
+        x, states = x.transpose(0, 1), []  # its layers take (N, B, dim)
+        for layer in self.conformer.conformer_layers:
+            x = layer(x, pad)
+            states.append(x.transpose(0, 1))
+        return states, pad
 
 
 class CommandClassifier(AudioTransformer):

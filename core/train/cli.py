@@ -27,6 +27,8 @@ CONF = "pkg://conf"  # the config tree ships inside the wheel as the package ``c
 _FREE_TEXT: list[str] = []  # mas-predict text=... values, kept away from Hydra's override grammar
 
 OmegaConf.register_new_resolver("mas.slug", lambda s: str(s).replace("/", "-"), replace=True)
+# the middle layer of a stack (0 below two layers), so a tapped layer follows a model.depth override
+OmegaConf.register_new_resolver("mas.middle_layer", lambda depth: int(depth) // 2, replace=True)
 
 
 def guarded(fn: Callable[[], Any]) -> Any:

@@ -82,10 +82,23 @@ def test_a_layer_outside_the_encoder_is_refused(layer):
         tapped(inter_ctc=layer)
 
 
-def test_bad_weight_and_torchaudio_encoder_are_refused():
+def test_bad_weight_and_an_untapped_model_are_refused():
     with pytest.raises(ValueError, match=r"module.inter_ctc_weight=1.0 must be in \[0, 1\)"):
         CTCTask(tapped(), inter_ctc_weight=1.0)
     with pytest.raises(ValueError, match="needs model.inter_ctc"):
         tapped(inter_ctc=0).with_intermediate(*batch()[:2])
-    with pytest.raises(ValueError, match="torchaudio's Conformer has none"):
-        TorchaudioConformerCTC(vocab=TOKENIZER.itos, dim=32, depth=3, num_heads=2, inter_ctc=1)
+
+
+def test_torchaudio_peer_taps_its_own_layers():
+    """The peer baseline trains with the same objective: its last tapped state is torchaudio's own output."""
+    torch.manual_seed(0)
+    peer = TorchaudioConformerCTC(vocab=TOKENIZER.itos, dim=32, depth=3, num_heads=2, subsample_channels=8,
+                                  n_mels=40, drop=0.0, inter_ctc=1, macaron=True, mlp_ratio=2.0).eval()
+    wave, lens = batch()[:2]
+    with torch.no_grad():
+        final, frames, middle = peer.with_intermediate(wave, lens)
+        ref, ref_frames = peer(wave, lens)
+        x, _, pad = peer.subsample(*peer.features(wave, lens))
+        first = peer.conformer.conformer_layers[0](x.transpose(0, 1), pad).transpose(0, 1)
+    assert torch.allclose(final, ref, atol=1e-5) and torch.equal(frames, ref_frames)
+    assert torch.allclose(middle, peer.head(first).log_softmax(-1), atol=1e-5)
