@@ -231,8 +231,8 @@ class CTCModel(AudioTransformer):
     Args:
         vocab: CTC symbols, index 0 the blank (supplied by the datamodule).
         inter_ctc: an encoder layer (1-based) whose output also goes through the head in training, for an
-            intermediate CTC loss (InterCTC, Lee & Watanabe 2021; :meth:`with_intermediate`, the task weighs
-            it); 0: none.
+            intermediate CTC loss (InterCTC, Lee & Watanabe 2021; :meth:`forward` with ``intermediate``, the task
+            weighs it); 0: none.
         **kw: the audio encoder's (:class:`AudioTransformer`).
     """
 
@@ -241,32 +241,31 @@ class CTCModel(AudioTransformer):
         self.vocab = [str(v) for v in vocab]
         self.head = nn.Linear(self.dim, len(self.vocab))
         depth = len(self.encoder.blocks)
-        if not 0 <= inter_ctc < max(depth, 1):
-            raise ValueError(f"model.inter_ctc={inter_ctc} must name an encoder layer below the last "
-                             f"(1..{depth - 1}), or be 0 for none.")
-        self.inter_ctc = int(inter_ctc)
+        if not isinstance(inter_ctc, int) or not 0 <= inter_ctc < max(depth, 1):
+            below = f"below the last (1..{depth - 1})" if depth > 1 else "below the last, and this encoder has only one"
+            raise ValueError(f"model.inter_ctc={inter_ctc} must name an encoder layer {below}, or be 0 for none.")
+        self.inter_ctc = inter_ctc
 
     def export_graphs(self) -> list:
         return [wave_graph(self, sample_rate=self.sample_rate, outputs=["log_probs", "frames"],
                            note="wave (B, S), wave_lens (B,) -> CTC log-probs (B, N, V), valid frames (B,)")]
 
-    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """CTC log-probs ``(B, N, V)`` and valid frames ``(B,)``."""
-        x, pad = self.encode(wave, wave_lens)
-        return self.head(x).float().log_softmax(-1), (~pad).sum(1)
-
-    def with_intermediate(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """:meth:`forward` and the log-probs the same head reads from layer ``inter_ctc`` (through the final norm):
-        trained to spell too, that layer regularises the ones above it (InterCTC)."""
+    def forward(self, wave: Tensor, wave_lens: Tensor, intermediate: bool = False) -> tuple[Tensor, ...]:
+        """CTC log-probs ``(B, N, V)`` and valid frames ``(B,)``; with ``intermediate``, also the log-probs the same
+        head reads from layer ``inter_ctc`` (through the final norm): trained to spell too, that layer regularises
+        the ones above it (InterCTC). Through ``__call__`` either way, so ``compile`` covers both."""
+        if not intermediate:
+            x, pad = self.encode(wave, wave_lens)
+            return self.head(x).float().log_softmax(-1), (~pad).sum(1)
         if not self.inter_ctc:
-            raise ValueError("with_intermediate needs model.inter_ctc, the encoder layer to read.")
+            raise ValueError("intermediate log-probs need model.inter_ctc, the encoder layer to read.")
         states, pad = self.hidden_states(wave, wave_lens)
-        final, middle = (self.head(states[i]).float().log_softmax(-1) for i in (-1, self.inter_ctc - 1))
+        final, middle = (self.head(states[i]).float().log_softmax(-1) for i in (-1, self.inter_ctc))
         return final, (~pad).sum(1), middle
 
     def hidden_states(self, wave: Tensor, wave_lens: Tensor) -> tuple[list[Tensor], Tensor]:
-        """Every encoder layer's output as the head reads it (through the final norm), ``(B, N, dim)`` each, and
-        the padding ``(B, N)``."""
+        """The subsampled input, then every encoder layer's output as the head reads it (through the final norm),
+        ``(B, N, dim)`` each (entry ``i``: layer ``i``), and the padding ``(B, N)``."""
         x, pos, pad = self.subsample(*self.features(wave, wave_lens))
         return [self.encoder.norm(h) for h in self.encoder.hidden_states(x, pos, key_padding_mask=pad)], pad
 
@@ -302,7 +301,7 @@ class TorchaudioConformerCTC(CTCModel):
     def hidden_states(self, wave: Tensor, wave_lens: Tensor) -> tuple[list[Tensor], Tensor]:
         # torchaudio's layers each end in a norm and its stack adds none: the head reads them as they are
         x, _, pad = self.subsample(*self.features(wave, wave_lens))
-        x, states = x.transpose(0, 1), []  # its layers take (N, B, dim)
+        states, x = [x], x.transpose(0, 1)  # its layers take (N, B, dim)
         for layer in self.conformer.conformer_layers:
             x = layer(x, pad)
             states.append(x.transpose(0, 1))

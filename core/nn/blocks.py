@@ -15,7 +15,7 @@ group parameters by block, treat a layer as one unit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from timm.layers import DropPath, Mlp
@@ -173,19 +173,24 @@ class TransformerEncoder(nn.Module):
                 causal: bool = False, num_prefix: int = 0) -> Tensor:
         """``x`` (B, num_prefix + N, C); ``pos`` (B|1, N, P) for the non-prefix tokens. Prefix
         tokens (a class token) get no additive embedding, no rotation and no bias."""
-        return self.norm(self.hidden_states(x, pos, key_padding_mask=key_padding_mask, causal=causal,
-                                            num_prefix=num_prefix)[-1])
+        for state in self._states(x, pos, key_padding_mask, causal, num_prefix):
+            pass  # only the last is kept (the embedded input when there are no layers)
+        return self.norm(state)
 
     def hidden_states(self, x: Tensor, pos: Tensor, *, key_padding_mask: Tensor | None = None,
                       causal: bool = False, num_prefix: int = 0) -> list[Tensor]:
-        """Every layer's output, before the final norm (arguments as :meth:`forward`)."""
+        """The embedded input, then every layer's output, before the final norm: entry ``i`` is layer ``i``'s
+        (Hugging Face's ``output_hidden_states`` order; arguments as :meth:`forward`)."""
+        return list(self._states(x, pos, key_padding_mask, causal, num_prefix))
+
+    def _states(self, x: Tensor, pos: Tensor, key_padding_mask: Tensor | None, causal: bool,
+                num_prefix: int) -> Iterator[Tensor]:
         x = self.pe.add(x, pos, num_prefix)
+        yield x
         kw = self.pe.attn_kwargs(pos, prefix=num_prefix)
-        states = []
         for blk in self.blocks:
             x = blk(x, key_padding_mask=key_padding_mask, causal=causal, **kw)
-            states.append(x)
-        return states
+            yield x
 
 
 class TransformerDecoder(nn.Module):

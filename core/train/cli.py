@@ -27,7 +27,7 @@ CONF = "pkg://conf"  # the config tree ships inside the wheel as the package ``c
 _FREE_TEXT: list[str] = []  # mas-predict text=... values, kept away from Hydra's override grammar
 
 OmegaConf.register_new_resolver("mas.slug", lambda s: str(s).replace("/", "-"), replace=True)
-# the middle layer of a stack (0 below two layers), so a tapped layer follows a model.depth override
+# a stack's middle layer, depth // 2 (layer 3 of 6, 1 of 3, 0: none for one layer): a tapped layer follows model.depth
 OmegaConf.register_new_resolver("mas.middle_layer", lambda depth: int(depth) // 2, replace=True)
 
 

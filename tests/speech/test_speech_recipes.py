@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import jiwer
 import pytest
+import torch
 from torchmetrics.text import CharErrorRate, WordErrorRate
 
 from conftest import compose_cfg, train_cfg
@@ -78,7 +80,7 @@ def test_spoken_digits_learns_quickly(out_dir):
     0.56); val is eSpeak's held-out voices."""
     rec = train_cfg(["experiment=speech/spoken_digits", "data.num_utterances={train:400,val:40,test:40}",
                      "data.batch_size=8", "model.dim=64", "model.depth=2", "model.subsample_channels=16",
-                     "trainer.max_epochs=10", "module.optimizer.lr=5e-3"], out_dir)
+                     "model.inter_ctc=0", "trainer.max_epochs=10", "module.optimizer.lr=5e-3"], out_dir)
     print(json.dumps({k: rec[k] for k in ("val/loss", "test/cer", "test/wer", "train_seconds")}))
     assert rec["val/loss"] < 2.0, rec  # a blank-only model sits at ~3
     assert rec["test/cer"] < 0.75, rec  # a blank-only or one-word model sits near 1
@@ -87,7 +89,9 @@ def test_spoken_digits_learns_quickly(out_dir):
 @pytest.mark.slow
 def test_spoken_digits_bar(out_dir):
     """Issue 4 bar: test/wer <= 0.03 on held-out voices, training under 10 minutes on a 2-core CPU: run alone it
-    trains on both cores (conftest gives each xdist worker one thread)."""
+    trains on two threads, as the bar was measured (conftest gives each xdist worker one)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(2)
     rec = train_cfg(["experiment=speech/spoken_digits"], out_dir)
     print(json.dumps({k: rec[k] for k in ("test/wer", "test/wer_free", "test/cer", "train_seconds", "epochs")}))
     assert rec["test/wer"] <= 0.03, rec  # the recipe's decoding (digit lexicon)
@@ -97,7 +101,8 @@ def test_spoken_digits_bar(out_dir):
 
 @pytest.mark.slow
 def test_compile_with_varying_lengths(out_dir):
-    """compile=true on padded batches of changing length (dynamic shapes; ~1-2 min on this CPU)."""
+    """compile=true on padded batches of changing length (dynamic shapes; ~1-2 min on this CPU), two layers so
+    that training also reads the tapped middle one (InterCTC) through the compiled call."""
     rec = train_cfg(["experiment=speech/spoken_digits", "compile=true", "trainer.max_epochs=1", *TINY_DATA,
-                     *TINY_MODEL, "model.conv_kernel=15"], out_dir)
+                     *TINY_MODEL, "model.depth=2", "model.conv_kernel=15"], out_dir)
     assert 0.0 <= rec["test/wer"] and 0.0 <= rec["test/cer"]
