@@ -56,17 +56,17 @@ class CTCTask(BaseTask):
 
     def shared_step(self, batch: Any, stage: str) -> Tensor:
         wave, wave_lens, targets, target_lens, texts = batch
+        bs = len(texts)
         if stage == "train" and getattr(self.model, "inter_ctc", 0) and self.inter_ctc_weight > 0:
             log_probs, lens, middle = self.model(wave, wave_lens, intermediate=True)
             final, inter = (self._ctc(lp, lens, targets, target_lens) for lp in (log_probs, middle))
             # train/loss mixes the two; train/ctc is the last layer's alone, the one val/loss measures
-            self.log("train/ctc", final, on_step=False, on_epoch=True, batch_size=len(texts))
-            self.log("train/inter_ctc", inter, on_step=False, on_epoch=True, batch_size=len(texts))
+            self.log("train/ctc", final, on_step=False, on_epoch=True, batch_size=bs)
+            self.log("train/inter_ctc", inter, on_step=False, on_epoch=True, batch_size=bs)
             loss = (1 - self.inter_ctc_weight) * final + self.inter_ctc_weight * inter
         else:
             log_probs, lens = self(wave, wave_lens)  # (B, N, V) float32
             loss = self._ctc(log_probs, lens, targets, target_lens)
-        bs = len(texts)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=on_step, on_step=on_step, on_epoch=True, batch_size=bs)
         if stage == "train":
