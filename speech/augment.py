@@ -34,7 +34,25 @@ from torch import Tensor, nn
 
 from speech.mel_scale import hz_to_mel
 
-__all__ = ["SpeechAugment"]
+__all__ = ["SpeechAugment", "warp_frequencies"]
+
+
+def warp_frequencies(power: Tensor, alpha: Tensor | float) -> Tensor:
+    """``power`` (B, F, T) with its frequency axis warped by ``alpha`` (a float, or (B, 1, 1) / (B, 1, T)): bin
+    ``f`` takes the power of ``f / alpha`` below a boundary frequency and a straight line to Nyquist above it,
+    so the warp keeps the band's edges (vocal-tract-length perturbation, Jaitly & Hinton 2013)."""
+    b, nbins, t = power.shape
+    if not torch.is_tensor(alpha):
+        alpha = torch.full((1, 1, 1), float(alpha), dtype=power.dtype, device=power.device)
+    f = torch.arange(nbins, device=power.device, dtype=power.dtype)[None, :, None]  # (1, F, 1) in bins
+    top = nbins - 1
+    edge = 0.85 * top * alpha.clamp(max=1.0)  # boundary in output bins
+    src = torch.where(f <= edge, f / alpha, edge / alpha + (f - edge) * (top - edge / alpha) / (top - edge))
+    lo = src.floor().clamp(0, top - 1)
+    w = (src - lo).clamp(0, 1)
+    lo = lo.long().expand(b, -1, t)
+    w = w.expand(b, -1, t)
+    return power.gather(1, lo) * (1 - w) + power.gather(1, lo + 1) * w
 
 
 def _uniform(shape: tuple[int, ...], lo_hi: Sequence[float], device: torch.device) -> Tensor:
@@ -250,22 +268,12 @@ class SpeechAugment:
         return power * self.gain(b, power.shape[1], power.device)[..., None]
 
     def warp(self, power: Tensor, u: Tensor | None = None) -> Tensor:
-        """Vocal-tract-length perturbation: bin ``f`` takes the power of ``f / alpha`` below a boundary
-        frequency and a straight line to Nyquist above it, so the warp keeps the band's edges. ``alpha`` drifts
-        by up to ``vtlp_drift`` over the utterance's time ``u`` (B, T) in [0, 1]."""
-        b, nbins, t = power.shape
-        alpha = _uniform((b, 1), self.vtlp, power.device)[..., None]  # (B, 1, 1)
+        """Vocal-tract-length perturbation (:func:`warp_frequencies`) by a factor drawn per utterance from
+        ``vtlp``, drifting by up to ``vtlp_drift`` over the utterance's time ``u`` (B, T) in [0, 1]."""
+        alpha = _uniform((power.shape[0], 1), self.vtlp, power.device)[..., None]  # (B, 1, 1)
         if self.vtlp_drift > 0 and u is not None:
-            alpha = alpha * _cosines(b, u, self.vtlp_drift, 3).exp()[:, None]  # (B, 1, T)
-        f = torch.arange(nbins, device=power.device, dtype=power.dtype)[None, :, None]  # (1, F, 1) in bins
-        top = nbins - 1
-        edge = 0.85 * top * alpha.clamp(max=1.0)  # boundary in output bins
-        src = torch.where(f <= edge, f / alpha, edge / alpha + (f - edge) * (top - edge / alpha) / (top - edge))
-        lo = src.floor().clamp(0, top - 1)
-        w = (src - lo).clamp(0, 1)
-        lo = lo.long().expand(-1, -1, t)
-        w = w.expand(-1, -1, t)
-        return power.gather(1, lo) * (1 - w) + power.gather(1, lo + 1) * w
+            alpha = alpha * _cosines(power.shape[0], u, self.vtlp_drift, 3).exp()[:, None]  # (B, 1, T)
+        return warp_frequencies(power, alpha)
 
     def retime(self, power: Tensor, u: Tensor, frames: Tensor) -> Tensor:
         """Local time warp: output frame ``i`` of an utterance reads source time ``s(i)``, a monotonic map of its

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from core.nn.attention import MultiHeadAttention
 from core.nn.blocks import TransformerEncoder, encoder_group_matcher
 from core.nn.conformer import ConformerConv
-from speech.augment import SpeechAugment
+from speech.augment import SpeechAugment, warp_frequencies
 from speech.graphs import wave_graph
 
 __all__ = ["AudioTransformer", "CommandClassifier", "ConvSubsampling", "CTCModel", "LogMel"]
@@ -197,12 +197,15 @@ class AudioTransformer(nn.Module):
                 x = T.TimeMasking(width, iid_masks=True)(x)
         return x.squeeze(1).transpose(1, 2)
 
-    def features(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """Normalised log-mel ``(B, T, n_mels)`` (augmentation and SpecAugment in training), valid frames ``(B,)``."""
+    def features(self, wave: Tensor, wave_lens: Tensor, warp: float = 1.0) -> tuple[Tensor, Tensor]:
+        """Normalised log-mel ``(B, T, n_mels)`` (augmentation and SpecAugment in training), valid frames ``(B,)``.
+        ``warp`` != 1 outside training: the spectrum's frequency axis warped by it (:func:`warp_frequencies`)."""
         spectral = None
         if self.training and self.augment is not None:
             wave, wave_lens = self.augment.wave(wave, wave_lens)
             spectral = functools.partial(self.augment.spectrum, frames=self.frontend.frames(wave_lens))
+        elif not self.training and warp != 1.0:
+            spectral = functools.partial(warp_frequencies, alpha=warp)
         feats, n = self.frontend(wave, wave_lens, spectral)
         if self.training:
             feats = self.spec_augment(feats, n)
@@ -218,9 +221,10 @@ class AudioTransformer(nn.Module):
         pad = torch.arange(x.shape[1], device=x.device)[None] >= out_n[:, None]  # (B, N)
         return x, self.frame_times(x.shape[1], x.device), pad
 
-    def encode(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """``wave`` (B, S) at ``sample_rate``, ``wave_lens`` (B,) -> frames (B, N, dim), padding (B, N)."""
-        feats, n = self.features(wave, wave_lens)
+    def encode(self, wave: Tensor, wave_lens: Tensor, warp: float = 1.0) -> tuple[Tensor, Tensor]:
+        """``wave`` (B, S) at ``sample_rate``, ``wave_lens`` (B,) -> frames (B, N, dim), padding (B, N); ``warp``:
+        :meth:`features`'."""
+        feats, n = self.features(wave, wave_lens, warp)
         x, pos, pad = self.subsample(feats, n)
         return self.encoder(x, pos, key_padding_mask=pad), pad
 
@@ -233,11 +237,21 @@ class CTCModel(AudioTransformer):
         inter_ctc: an encoder layer (1-based) whose output also goes through the head in training, for an
             intermediate CTC loss (InterCTC, Lee & Watanabe 2021; :meth:`forward` with ``intermediate``, the task
             weighs it); 0: none.
+        eval_warps: vocal-tract-length warps of the spectrum (:func:`warp_frequencies`) whose posteriors are
+            averaged outside training (validation, test, ``mas-predict``, export): a voice whose formants lie
+            between the ones trained on is read by the warp closest to those; ``None``: one pass, as recorded.
         **kw: the audio encoder's (:class:`AudioTransformer`).
     """
 
-    def __init__(self, *, vocab: list[str], inter_ctc: int = 0, **kw) -> None:
+    def __init__(self, *, vocab: list[str], inter_ctc: int = 0, eval_warps: list[float] | None = None, **kw) -> None:
         super().__init__(**kw)
+        try:
+            self.eval_warps = tuple(float(w) for w in ([1.0] if eval_warps is None else eval_warps))
+        except (TypeError, ValueError):
+            self.eval_warps = ()
+        if not self.eval_warps or not all(0.5 <= w <= 2.0 for w in self.eval_warps):
+            raise ValueError(f"model.eval_warps={eval_warps} must list warp factors in [0.5, 2] (1.0: the recording "
+                             "as it is), or be null for one pass.")
         self.vocab = [str(v) for v in vocab]
         self.head = nn.Linear(self.dim, len(self.vocab))
         depth = len(self.encoder.blocks)
@@ -251,12 +265,19 @@ class CTCModel(AudioTransformer):
                            note="wave (B, S), wave_lens (B,) -> CTC log-probs (B, N, V), valid frames (B,)")]
 
     def forward(self, wave: Tensor, wave_lens: Tensor, intermediate: bool = False) -> tuple[Tensor, ...]:
-        """CTC log-probs ``(B, N, V)`` and valid frames ``(B,)``; with ``intermediate``, also the log-probs the same
-        head reads from layer ``inter_ctc`` (through the final norm): trained to spell too, that layer regularises
-        the ones above it (InterCTC). Through ``__call__`` either way, so ``compile`` covers both."""
+        """CTC log-probs ``(B, N, V)`` (outside training, averaged over ``eval_warps``) and valid frames ``(B,)``;
+        with ``intermediate`` (training), also the log-probs the same head reads from layer ``inter_ctc`` (through
+        the final norm): trained to spell too, that layer regularises the ones above it (InterCTC). Through
+        ``__call__`` either way, so ``compile`` covers both."""
         if not intermediate:
-            x, pad = self.encode(wave, wave_lens)
-            return self.head(x).float().log_softmax(-1), (~pad).sum(1)
+            log_probs = []
+            for warp in (1.0,) if self.training else self.eval_warps:
+                x, pad = self.encode(wave, wave_lens, warp)
+                log_probs.append(self.head(x).float().log_softmax(-1))
+            if len(log_probs) == 1:
+                return log_probs[0], (~pad).sum(1)
+            # the mean in probability, not in log: one warp's confident spike survives another's near-zero
+            return torch.logsumexp(torch.stack(log_probs), 0) - math.log(len(log_probs)), (~pad).sum(1)
         if not self.inter_ctc:
             raise ValueError("intermediate log-probs need model.inter_ctc, the encoder layer to read.")
         states, pad = self.hidden_states(wave, wave_lens)
@@ -292,8 +313,8 @@ class TorchaudioConformerCTC(CTCModel):
     def group_matcher(self, coarse: bool = False) -> dict:
         return {"stem": r"^(frontend|subsampling)\.", "blocks": r"^conformer\.conformer_layers\.(\d+)"}
 
-    def encode(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
-        feats, n = self.features(wave, wave_lens)
+    def encode(self, wave: Tensor, wave_lens: Tensor, warp: float = 1.0) -> tuple[Tensor, Tensor]:
+        feats, n = self.features(wave, wave_lens, warp)
         x, _, pad = self.subsample(feats, n)
         out, _ = self.conformer(x, (~pad).sum(1))
         return out, pad
