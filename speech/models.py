@@ -197,14 +197,15 @@ class AudioTransformer(nn.Module):
                 x = T.TimeMasking(width, iid_masks=True)(x)
         return x.squeeze(1).transpose(1, 2)
 
-    def features(self, wave: Tensor, wave_lens: Tensor, warp: float = 1.0) -> tuple[Tensor, Tensor]:
+    def features(self, wave: Tensor, wave_lens: Tensor, warp: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         """Normalised log-mel ``(B, T, n_mels)`` (augmentation and SpecAugment in training), valid frames ``(B,)``.
-        ``warp`` != 1 outside training: the spectrum's frequency axis warped by it (:func:`warp_frequencies`)."""
+        ``warp`` outside training: the spectrum's frequency axis warped by it (:func:`warp_frequencies`; a factor,
+        or one per utterance ``(B, 1, 1)``)."""
         spectral = None
         if self.training and self.augment is not None:
             wave, wave_lens = self.augment.wave(wave, wave_lens)
             spectral = functools.partial(self.augment.spectrum, frames=self.frontend.frames(wave_lens))
-        elif not self.training and warp != 1.0:
+        elif not self.training and (torch.is_tensor(warp) or warp != 1.0):
             spectral = functools.partial(warp_frequencies, alpha=warp)
         feats, n = self.frontend(wave, wave_lens, spectral)
         if self.training:
@@ -221,7 +222,7 @@ class AudioTransformer(nn.Module):
         pad = torch.arange(x.shape[1], device=x.device)[None] >= out_n[:, None]  # (B, N)
         return x, self.frame_times(x.shape[1], x.device), pad
 
-    def encode(self, wave: Tensor, wave_lens: Tensor, warp: float = 1.0) -> tuple[Tensor, Tensor]:
+    def encode(self, wave: Tensor, wave_lens: Tensor, warp: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         """``wave`` (B, S) at ``sample_rate``, ``wave_lens`` (B,) -> frames (B, N, dim), padding (B, N); ``warp``:
         :meth:`features`'."""
         feats, n = self.features(wave, wave_lens, warp)
@@ -238,8 +239,8 @@ class CTCModel(AudioTransformer):
             intermediate CTC loss (InterCTC, Lee & Watanabe 2021; :meth:`forward` with ``intermediate``, the task
             weighs it); 0: none.
         eval_warps: vocal-tract-length warps of the spectrum (:func:`warp_frequencies`) whose posteriors are
-            averaged outside training (validation, test, ``mas-predict``, export): a voice whose formants lie
-            between the ones trained on is read by the warp closest to those; ``None``: one pass, as recorded.
+            averaged outside training (validation, test, ``mas-predict``, export): a voice whose formants sit
+            higher or lower than the training voices' is also read moved towards them; ``None``: one pass.
         **kw: the audio encoder's (:class:`AudioTransformer`).
     """
 
@@ -270,14 +271,18 @@ class CTCModel(AudioTransformer):
         the final norm): trained to spell too, that layer regularises the ones above it (InterCTC). Through
         ``__call__`` either way, so ``compile`` covers both."""
         if not intermediate:
-            log_probs = []
-            for warp in (1.0,) if self.training else self.eval_warps:
-                x, pad = self.encode(wave, wave_lens, warp)
-                log_probs.append(self.head(x).float().log_softmax(-1))
-            if len(log_probs) == 1:
-                return log_probs[0], (~pad).sum(1)
+            warps = (1.0,) if self.training else self.eval_warps
+            if len(warps) == 1:
+                x, pad = self.encode(wave, wave_lens, warps[0])
+                return self.head(x).float().log_softmax(-1), (~pad).sum(1)
+            # the warps as one batch: one encoder call (and an export graph the size of one pass), K rows per utterance
+            k, b = len(warps), wave.shape[0]
+            factors = torch.tensor(warps, dtype=torch.float32, device=wave.device)[:, None, None]  # (K, 1, 1)
+            alpha = (factors * torch.ones_like(wave[:, :1], dtype=torch.float32)).reshape(-1, 1, 1)  # (K * B, 1, 1)
+            x, pad = self.encode(wave.repeat(k, 1), wave_lens.repeat(k), alpha)
+            log_probs = self.head(x).float().log_softmax(-1).unflatten(0, (k, b))
             # the mean in probability, not in log: one warp's confident spike survives another's near-zero
-            return torch.logsumexp(torch.stack(log_probs), 0) - math.log(len(log_probs)), (~pad).sum(1)
+            return torch.logsumexp(log_probs, 0) - math.log(k), (~pad[:b]).sum(1)
         if not self.inter_ctc:
             raise ValueError("intermediate log-probs need model.inter_ctc, the encoder layer to read.")
         states, pad = self.hidden_states(wave, wave_lens)
@@ -313,7 +318,7 @@ class TorchaudioConformerCTC(CTCModel):
     def group_matcher(self, coarse: bool = False) -> dict:
         return {"stem": r"^(frontend|subsampling)\.", "blocks": r"^conformer\.conformer_layers\.(\d+)"}
 
-    def encode(self, wave: Tensor, wave_lens: Tensor, warp: float = 1.0) -> tuple[Tensor, Tensor]:
+    def encode(self, wave: Tensor, wave_lens: Tensor, warp: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
         feats, n = self.features(wave, wave_lens, warp)
         x, _, pad = self.subsample(feats, n)
         out, _ = self.conformer(x, (~pad).sum(1))
