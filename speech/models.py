@@ -249,7 +249,7 @@ class CTCModel(AudioTransformer):
         try:
             self.eval_warps = tuple(float(w) for w in ([1.0] if eval_warps is None else eval_warps))
         except (TypeError, ValueError):
-            self.eval_warps = ()
+            self.eval_warps = ()  # not numbers: refused below with the rest
         if not self.eval_warps or not all(0.5 <= w <= 2.0 for w in self.eval_warps):
             raise ValueError(f"model.eval_warps={eval_warps} must list warp factors in [0.5, 2] (1.0: the recording "
                              "as it is), or be null for one pass.")
@@ -270,24 +270,26 @@ class CTCModel(AudioTransformer):
         with ``intermediate`` (training), also the log-probs the same head reads from layer ``inter_ctc`` (through
         the final norm): trained to spell too, that layer regularises the ones above it (InterCTC). Through
         ``__call__`` either way, so ``compile`` covers both."""
-        if not intermediate:
-            warps = (1.0,) if self.training else self.eval_warps
-            if len(warps) == 1:
-                x, pad = self.encode(wave, wave_lens, warps[0])
-                return self.head(x).float().log_softmax(-1), (~pad).sum(1)
-            # the warps as one batch: one encoder call (and an export graph the size of one pass), K rows per utterance
-            k, b = len(warps), wave.shape[0]
-            factors = torch.tensor(warps, dtype=torch.float32, device=wave.device)[:, None, None]  # (K, 1, 1)
-            alpha = (factors * torch.ones_like(wave[:, :1], dtype=torch.float32)).reshape(-1, 1, 1)  # (K * B, 1, 1)
-            x, pad = self.encode(wave.repeat(k, 1), wave_lens.repeat(k), alpha)
-            log_probs = self.head(x).float().log_softmax(-1).unflatten(0, (k, b))
-            # the mean in probability, not in log: one warp's confident spike survives another's near-zero
-            return torch.logsumexp(log_probs, 0) - math.log(k), (~pad[:b]).sum(1)
-        if not self.inter_ctc:
-            raise ValueError("intermediate log-probs need model.inter_ctc, the encoder layer to read.")
-        states, pad = self.hidden_states(wave, wave_lens)
-        final, middle = (self.head(states[i]).float().log_softmax(-1) for i in (-1, self.inter_ctc))
-        return final, (~pad).sum(1), middle
+        if intermediate:
+            if not self.inter_ctc:
+                raise ValueError("intermediate log-probs need model.inter_ctc, the encoder layer to read.")
+            states, pad = self.hidden_states(wave, wave_lens)
+            final, middle = (self.head(states[i]).float().log_softmax(-1) for i in (-1, self.inter_ctc))
+            return final, (~pad).sum(1), middle
+        warps = (1.0,) if self.training else self.eval_warps
+        if len(warps) == 1:
+            x, pad = self.encode(wave, wave_lens, warps[0])
+            return self.head(x).float().log_softmax(-1), (~pad).sum(1)
+        # the warps as one batch: one encoder call (and an export graph the size of one pass), K rows per utterance
+        k, b = len(warps), wave.shape[0]
+        factors = torch.tensor(warps, dtype=torch.float32, device=wave.device)[:, None, None]  # (K, 1, 1)
+        # (K * B, 1, 1), shaped from the input rather than by repeat_interleave(b), which an ONNX export fixes to
+        # the tracing batch
+        alpha = (factors * torch.ones_like(wave[:, :1], dtype=torch.float32)).reshape(-1, 1, 1)
+        x, pad = self.encode(wave.repeat(k, 1), wave_lens.repeat(k), alpha)
+        log_probs = self.head(x).float().log_softmax(-1).unflatten(0, (k, b))
+        # the mean in probability, not in log: one warp's confident spike survives another's near-zero
+        return torch.logsumexp(log_probs, 0) - math.log(k), (~pad[:b]).sum(1)
 
     def hidden_states(self, wave: Tensor, wave_lens: Tensor) -> tuple[list[Tensor], Tensor]:
         """The subsampled input, then every encoder layer's output as the head reads it (through the final norm),
